@@ -1,0 +1,95 @@
+"""One source of truth for versions, and set-up scripts that explain what is wrong."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from packaging.requirements import Requirement
+
+from support.notebooks import ROOT
+
+sys.path.insert(0, str(ROOT / "tools"))
+import sync_environment  # noqa: E402
+
+import coursekit  # noqa: E402
+
+
+def test_environment_yml_is_generated_from_pyproject():
+    assert (ROOT / "environment.yml").read_text() == sync_environment.render(), (
+        "environment.yml is out of date: run .venv/bin/python tools/sync_environment.py"
+    )
+
+
+def test_every_pin_is_exact():
+    for requirement in map(Requirement, sync_environment.pinned_requirements()):
+        assert str(requirement.specifier).startswith("=="), f"{requirement} is not pinned exactly"
+
+
+def test_this_environment_has_the_pinned_versions():
+    wrong = {}
+    for requirement in map(Requirement, sync_environment.pinned_requirements()):
+        installed = version(requirement.name)
+        if installed not in requirement.specifier:
+            wrong[requirement.name] = (installed, str(requirement.specifier))
+    assert wrong == {}
+
+
+def test_the_python3_kernel_silences_tensorflow():
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert Path(spec.argv[0]).resolve().parent == Path(sys.executable).resolve().parent, (
+        "notebooks would run in another Python than the course's environment"
+    )
+    assert spec.env == coursekit.QUIET_TENSORFLOW_ENV
+
+
+def test_lab_settings_turn_off_news():
+    overrides = json.loads((Path(sys.prefix) / "share/jupyter/lab/settings/overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+
+
+@pytest.mark.parametrize("script", ["run", "postBuild", ".ci/run"])
+def test_shell_scripts_parse(script):
+    subprocess.run(["bash", "-n", str(ROOT / script)], check=True)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "./run test" in readme
+    ci_commands = [line for line in (ROOT / ".ci/run").read_text().splitlines()
+                   if line.strip() and not line.lstrip().startswith("#") and not line.startswith("set ")]
+    assert any(line.strip().startswith("./run test") for line in ci_commands)
+
+
+def test_run_without_python_311_says_what_is_missing(tmp_path):
+    """On a machine whose only Python is 3.9, ./run explains instead of failing obscurely."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("run", "pyproject.toml"):
+        shutil.copy(ROOT / name, repo / name)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "cat", "sha256sum", "cut", "id"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    fake_python = bin_dir / "python3"
+    fake_python.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Python 3.9.2'\nexit 1\n")
+    fake_python.chmod(0o755)
+    result = subprocess.run([str(bin_dir / "bash"), str(repo / "run"), "test"], capture_output=True,
+                            text=True, env={"PATH": str(bin_dir), "HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert "Python 3.11 was not found" in result.stderr
+    assert "Python 3.9.2" in result.stderr
+    assert not (repo / ".venv").exists()
+
+
+def test_run_without_a_command_prints_usage():
+    result = subprocess.run([str(ROOT / "run")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "./run lab" in result.stdout and "./run test" in result.stdout
+    result = subprocess.run([str(ROOT / "run"), "tset"], capture_output=True, text=True)
+    assert result.returncode == 1 and "unknown command 'tset'" in result.stderr
