@@ -48,16 +48,8 @@ def lesson(executed_notebooks):
     return executed_notebooks(LESSON)
 
 
-def cell_index(run, first_line):
-    """Index of the code cell whose source starts with ``first_line``."""
-    matches = [i for i, cell in enumerate(run.notebook.cells)
-               if cell.cell_type == "code" and cell.source.startswith(first_line)]
-    assert len(matches) == 1, f"expected one cell starting with {first_line!r}, found {matches}"
-    return matches[0]
-
-
 def test_lesson_contains_the_seed_example_verbatim(lesson):
-    cell = lesson.notebook.cells[cell_index(lesson, "from tensorflow.keras.models import Sequential\n"
+    cell = lesson.notebook.cells[lesson.code_cell("from tensorflow.keras.models import Sequential\n"
                                                    "from tensorflow.keras.layers import Dense, Activation, Input\n"
                                                    "from tensorflow.keras.optimizers import Adam")]
     code_lines = [line.strip() for line in cell.source.splitlines() if line.strip() and not line.startswith("#")]
@@ -67,7 +59,7 @@ def test_lesson_contains_the_seed_example_verbatim(lesson):
 def test_fitting_an_uncompiled_model_raises_the_error_the_lesson_shows(lesson):
     with pytest.raises(ValueError, match=r"You must call `compile\(\)` before using the model") as raised:
         fresh_seed_model().fit(np.zeros((4, 2)), np.zeros(4), verbose=0)
-    shown = lesson.text_of(cell_index(lesson, "with coursekit.expect_error(ValueError):\n    uncompiled.fit"))
+    shown = lesson.text_of(lesson.code_cell("with coursekit.expect_error(ValueError):\n    uncompiled.fit"))
     assert shown.strip() == f"ValueError: {raised.value}"
 
 
@@ -148,17 +140,17 @@ def test_misspelled_loss_compiles_but_fails_at_fit(moons):
 
 
 def test_training_in_the_lesson_lowers_the_loss_and_learns_the_moons(lesson):
-    text = lesson.text_of(cell_index(lesson, "first, last = history.history['loss']"))
+    text = lesson.text_of(lesson.code_cell("first, last = history.history['loss']"))
     first, last = (float(part.split()[0]) for part in text.split("training loss: ")[1].split(" after epoch 1 → "))
     assert last < first / 2
-    test_text = lesson.text_of(cell_index(lesson, "test_loss, test_accuracy = model.evaluate"))
+    test_text = lesson.text_of(lesson.code_cell("test_loss, test_accuracy = model.evaluate"))
     test_accuracy = float(test_text.split("test accuracy ")[1])
     assert test_accuracy >= 0.85, "the trained example should separate most test points"
 
 
 def test_string_and_object_results_agree_in_the_lesson(lesson):
     for first_line in ("predictions = model.predict(X_test", "binary_accuracy = BinaryAccuracy("):
-        left, right = eval(lesson.text_of(cell_index(lesson, first_line)))  # a tuple of two floats
+        left, right = eval(lesson.text_of(lesson.code_cell(first_line)))  # a tuple of two floats
         assert left == pytest.approx(right, rel=1e-6)
 
 

@@ -37,6 +37,13 @@ class NotebookRun:
     def outputs_of(self, cell_index):
         return self.notebook.cells[cell_index].get("outputs", [])
 
+    def code_cell(self, first_line):
+        """Index of the one code cell whose source starts with ``first_line``."""
+        matches = [i for i, cell in enumerate(self.notebook.cells)
+                   if cell.cell_type == "code" and cell.source.startswith(first_line)]
+        assert len(matches) == 1, f"expected one cell starting with {first_line!r}, found {matches}"
+        return matches[0]
+
     def text_of(self, cell_index):
         """All text a code cell showed: stream text plus text/plain results."""
         parts = []
