@@ -93,3 +93,42 @@ def test_run_without_a_command_prints_usage():
     assert "./run lab" in result.stdout and "./run test" in result.stdout
     result = subprocess.run([str(ROOT / "run"), "tset"], capture_output=True, text=True)
     assert result.returncode == 1 and "unknown command 'tset'" in result.stderr
+
+
+def test_run_lab_serves_lesson_one(tmp_path):
+    """The README's set-up command ends with JupyterLab serving lesson 1 and the course kernel."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "course-test-token"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path)}
+    server = subprocess.Popen(
+        [str(ROOT / "run"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/contents/course/01-compiling-a-model.ipynb"
+                                            f"?content=0&token={token}", timeout=5) as response:
+                    assert json.load(response)["type"] == "notebook"
+                break
+            except OSError:
+                assert server.poll() is None, "JupyterLab exited"
+                assert time.monotonic() < deadline, "JupyterLab did not serve lesson 1 within 120 s"
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"{base}/lab/tree/course/01-compiling-a-model.ipynb?token={token}") as page:
+            assert page.status == 200 and b"JupyterLab" in page.read()
+        with urllib.request.urlopen(f"{base}/api/kernelspecs?token={token}") as response:
+            specs = json.load(response)
+        assert specs["kernelspecs"]["python3"]["spec"]["env"] == coursekit.QUIET_TENSORFLOW_ENV
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
