@@ -21,16 +21,33 @@ import io
 import threading
 
 import ipywidgets as widgets
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("agg")  # we render PNGs ourselves; no GUI or inline backend needed
-import matplotlib.pyplot as plt  # noqa: E402
+
+def new_figure(**kwargs):
+    """A Matplotlib figure outside pyplot, drawn with Agg whatever the notebook's backend.
+
+    Jupyter's inline backend does not show it by itself at the end of a cell (the widget shows
+    it), and nothing here changes pyplot's backend, so a lesson's ordinary plots keep working.
+    """
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 class FigureImage:
-    """A Matplotlib figure displayed as an ``ipywidgets.Image`` that ``refresh()`` re-renders."""
+    """A Matplotlib figure displayed as an ``ipywidgets.Image`` that ``refresh()`` re-renders.
+
+    One Agg draw at the figure's own dpi and a lightly compressed PNG: ``savefig`` would draw
+    twice (layout, then rendering) and compress harder, and on every slider step the time
+    matters more than a few kilobytes crossing a local socket.
+    """
 
     def __init__(self, figure, dpi=80):
+        figure.set_dpi(dpi)
         self.figure = figure
         self.dpi = dpi
         self.widget = widgets.Image(format="png", layout=widgets.Layout(width="auto"))
@@ -38,8 +55,16 @@ class FigureImage:
         self.refresh()
 
     def refresh(self):
+        self.figure.canvas.draw()
+        self.publish()
+
+    def publish(self):
+        """Send what the canvas holds now to the browser as a PNG."""
+        canvas = self.figure.canvas
+        width, height = canvas.get_width_height(physical=True)
+        image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=self.dpi)
+        image.save(buffer, format="png", compress_level=1)
         self.widget.value = buffer.getvalue()
         self.renders += 1
 

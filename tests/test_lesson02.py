@@ -1,0 +1,404 @@
+"""Lesson 2's claims, checked against Keras directly and against the executed lesson, and its
+two widgets driven headless through their update functions and sliders."""
+
+import math
+import re
+
+import coursekit  # noqa: F401  (quiet TensorFlow before it loads)
+import ipywidgets as widgets
+import numpy as np
+import pytest
+from tensorflow.keras.optimizers import SGD, Adam, RMSprop
+
+from coursekit.fast_training import FastTrainer
+from coursekit.data import make_moons
+from coursekit.models import build_seed_model
+from coursekit.optimizer_widgets import RetrainingExplorer, TrajectoryExplorer, retraining_widget
+from coursekit.optimizers import SURFACES, apply_rule, keras_updates
+from support.notebooks import ROOT
+
+LESSON = ROOT / "course" / "02-optimizers.ipynb"
+AGREEMENT = 1e-6  # hand-written NumPy rules vs Keras, on weights of size ~1
+
+
+@pytest.fixture(scope="module")
+def lesson(executed_notebooks):
+    return executed_notebooks(LESSON)
+
+
+@pytest.fixture(scope="module")
+def rules(lesson):
+    """The update rules exactly as the lesson writes them, taken from its cells."""
+    namespace = {"np": np}
+    for first_line in ("def sgd_step(", "def momentum_step(", "def rmsprop_step(", "def adam_step(",
+                       "def keras_form_adam_step("):
+        source = lesson.notebook.cells[lesson.code_cell(first_line)].source
+        definition = source.split("\n\n")[0]  # the def, without the comparison code after it
+        exec(definition, namespace)
+    return namespace
+
+
+def markdown(lesson):
+    return "\n".join(cell.source for cell in lesson.notebook.cells if cell.cell_type == "markdown")
+
+
+def gradients(seed=0, steps=10, scales=(1.0, 10.0, 0.1)):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=len(scales)), rng.normal(size=(steps, len(scales))) * np.array(scales)
+
+
+# ---------------------------------------------------------------- update rules vs Keras
+
+
+def numpy_adam(w, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Adam written once more, independently of the lesson: Kingma & Ba, Algorithm 1."""
+    m, v, history = np.zeros_like(w), np.zeros_like(w), [w]
+    for t, g in enumerate(grads, start=1):
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        m_hat, v_hat = m / (1 - beta_1**t), v / (1 - beta_2**t)
+        w = w - learning_rate * m_hat / (np.sqrt(v_hat) + epsilon)
+        history.append(w)
+    return np.array(history)
+
+
+@pytest.mark.parametrize("settings", [{}, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99},
+                                      {"learning_rate": 0.05, "beta_1": 0.0, "beta_2": 0.9}])
+def test_adam_by_hand_matches_keras_adam_over_several_steps(settings):
+    w0, grads = gradients(seed=1)
+    by_keras = keras_updates(Adam(**settings), w0, grads)
+    np.testing.assert_allclose(numpy_adam(w0, grads, **settings), by_keras, atol=AGREEMENT, rtol=0)
+    # Without bias correction the same code is far off: the check can fail.
+    no_correction = np.array([w0] + [w0] * len(grads))
+    assert np.abs(no_correction - by_keras).max() > 1e-3
+
+
+@pytest.mark.parametrize("name, keras_optimizer, state, settings", [
+    ("sgd_step", lambda: SGD(), (), {}),
+    ("sgd_step", lambda: SGD(learning_rate=0.2), (), {"learning_rate": 0.2}),
+    ("momentum_step", lambda: SGD(momentum=0.9), ("zeros",), {}),
+    ("momentum_step", lambda: SGD(learning_rate=0.05, momentum=0.5), ("zeros",),
+     {"learning_rate": 0.05, "momentum": 0.5}),
+    ("rmsprop_step", lambda: RMSprop(), ("zeros",), {}),
+    ("rmsprop_step", lambda: RMSprop(learning_rate=0.01, rho=0.7, epsilon=1e-3), ("zeros",),
+     {"learning_rate": 0.01, "rho": 0.7, "epsilon": 1e-3}),
+    ("adam_step", lambda: Adam(), ("zeros", "zeros"), {}),
+    ("adam_step", lambda: Adam(learning_rate=0.02, beta_1=0.5, beta_2=0.95), ("zeros", "zeros"),
+     {"learning_rate": 0.02, "beta_1": 0.5, "beta_2": 0.95}),
+])
+def test_the_lessons_rules_match_keras(rules, name, keras_optimizer, state, settings):
+    w0, grads = gradients(seed=2)
+    initial_state = tuple(np.zeros(3) for _ in state)
+    by_hand = apply_rule(rules[name], w0, grads, state=initial_state, **settings)
+    np.testing.assert_allclose(by_hand, keras_updates(keras_optimizer(), w0, grads), atol=AGREEMENT, rtol=0)
+
+
+def test_the_lesson_prints_agreement_for_every_rule(lesson):
+    differences = [float(value) for value in re.findall(r"largest difference, NumPy vs Keras [^:]+: (\S+)",
+                                                        "".join(lesson.text_of(i) for i in range(len(lesson.notebook.cells))
+                                                                if lesson.notebook.cells[i].cell_type == "code"))]
+    assert len(differences) == 4
+    assert all(0 <= difference <= AGREEMENT for difference in differences)
+
+
+def test_keras_moves_epsilon_inside_the_bias_correction(rules, lesson):
+    w0, grads = gradients(seed=3)
+    zeros = (np.zeros(3), np.zeros(3))
+    by_keras = keras_updates(Adam(epsilon=0.1), w0, grads)
+    textbook = apply_rule(rules["adam_step"], w0, grads, state=zeros, epsilon=0.1)
+    keras_form = apply_rule(rules["keras_form_adam_step"], w0, grads, state=zeros, epsilon=0.1)
+    assert np.abs(textbook - by_keras).max() > 1e-4
+    np.testing.assert_allclose(keras_form, by_keras, atol=AGREEMENT, rtol=0)
+    text = lesson.text_of(lesson.code_cell("def keras_form_adam_step("))
+    textbook_shown, keras_form_shown = (float(x) for x in re.findall(r"vs Keras (\S+)", text))
+    assert textbook_shown > 1e-4 and keras_form_shown <= AGREEMENT
+
+
+def test_adams_first_step_is_the_learning_rate_for_every_weight(lesson):
+    w0, grads = gradients(seed=4, steps=1, scales=(0.05, 1.0, 1e3))
+    step = np.abs(np.diff(keras_updates(Adam(learning_rate=0.001), w0, grads), axis=0))[0]
+    np.testing.assert_allclose(step, 0.001, rtol=1e-3)
+    shown = lesson.text_of(lesson.code_cell("for w, g, before in zip(model.trainable_variables"))
+    assert re.findall(r"weights moved by at most (\S+)", shown) == ["0.001000"] * 4
+    smallest, largest = (float(x) for x in re.findall(r"from (\S+) to (\S+)", shown)[0])
+    assert largest > 10 * smallest, "the lesson says the gradients differ in size"
+    assert "Adam first step per weight: [0.001 0.001 0.001]" in lesson.text_of(
+        lesson.code_cell("by_hand = apply_rule(adam_step"))
+
+
+def test_rmsprops_first_step_is_learning_rate_over_sqrt_one_minus_rho(lesson):
+    w0, grads = gradients(seed=5, steps=1, scales=(1.0, 10.0, 100.0))
+    step = np.abs(np.diff(keras_updates(RMSprop(), w0, grads), axis=0))[0]
+    np.testing.assert_allclose(step, 0.001 / math.sqrt(1 - 0.9), rtol=1e-4)
+    assert round(1 / math.sqrt(1 - 0.9), 2) == 3.16  # "about 3.16 × η" in the text
+    assert "RMSprop first step per weight: [0.00316 0.00316 0.00316]" in lesson.text_of(
+        lesson.code_cell("def rmsprop_step("))
+
+
+def test_sgd_steps_are_proportional_to_the_gradients(lesson):
+    text = lesson.text_of(lesson.code_cell("sgd_first_step = "))
+    sizes = np.array(re.findall(r"gradient sizes at step 1: \[([^\]]+)\]", text)[0].split(), dtype=float)
+    steps = np.array(re.findall(r"SGD first step per weight: \[([^\]]+)\]", text)[0].split(), dtype=float)
+    np.testing.assert_allclose(steps, 0.01 * sizes, rtol=0.01)
+
+
+def test_momentum_builds_up_to_one_over_one_minus_mu(rules, lesson):
+    path = apply_rule(rules["momentum_step"], [0.0], np.ones((100, 1)), state=(np.zeros(1),))
+    steps = np.abs(np.diff(path[:, 0]))
+    assert steps[-1] / steps[0] == pytest.approx(1 / (1 - 0.9), rel=1e-3)
+    assert "ratio 10.00" in lesson.text_of(lesson.code_cell("constant = apply_rule(momentum_step"))
+
+
+def test_bias_correction_figures(lesson):
+    t = np.arange(1, 5001)
+    uncorrected = (1 - 0.9**t) / np.sqrt(1 - 0.999**t)
+    text = lesson.text_of(lesson.code_cell("beta_1, beta_2 = 0.9, 0.999"))
+    assert f"step 1 is {uncorrected[0]:.2f} η" in text
+    assert f"the largest is {uncorrected.max():.2f} η at step {t[uncorrected.argmax()]}" in text
+    assert uncorrected.max() > 3, "the lesson says the early steps would be several times too large"
+    # With bias correction the step for a constant gradient is exactly the learning rate, from step 1.
+    steps = np.abs(np.diff(keras_updates(Adam(learning_rate=0.001), [0.0], np.ones((50, 1))), axis=0))
+    np.testing.assert_allclose(steps, 0.001, rtol=1e-3)
+
+
+STATED_DEFAULTS = {
+    "SGD": {"learning_rate": 0.01, "momentum": 0.0},
+    "RMSprop": {"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7},
+    "Adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+}
+
+
+def test_keras_defaults_are_the_ones_the_lesson_states(lesson):
+    text = markdown(lesson)
+    for optimizer in (SGD, RMSprop, Adam):
+        config = optimizer().get_config()
+        stated = STATED_DEFAULTS[optimizer.__name__]
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{optimizer.__name__}()` |"))
+        for name, value in stated.items():
+            assert config[name] == pytest.approx(value, rel=1e-7), (optimizer.__name__, name)
+            assert f"`{name}={value:g}`".replace("1e-07", "1e-07") in row.replace("0.0`", "0`") or \
+                f"`{name}={value!r}`" in row or f"`{name}={value}`" in row, (name, row)
+    shown = lesson.text_of(lesson.code_cell("knobs = ("))
+    assert "'beta_2': 0.999" in shown and "'epsilon': 1e-07" in shown
+    assert Adam().get_config()["amsgrad"] is False
+
+
+def test_seed_sentence_is_quoted_verbatim(lesson):
+    text = " ".join(markdown(lesson).split())
+    assert ("Adam combines the advantages of two other optimizers: momentum (helps to navigate along relevant "
+            "directions and smoothens the journey) and RMSprop (adjusts the learning rate for each parameter). It is "
+            "often chosen due to its efficiency and minimal requirement for tuning.") in text
+    assert "from tensorflow.keras.optimizers import" in lesson.notebook.cells[lesson.code_cell(
+        "from tensorflow.keras.optimizers import Adam")].source
+
+
+def test_navigation_and_structure(lesson):
+    text = markdown(lesson)
+    assert "Lesson 2 of 4" in text
+    assert "(01-compiling-a-model.ipynb)" in text and (ROOT / "course" / "01-compiling-a-model.ipynb").exists()
+    assert "(03-losses.ipynb)" in text
+    for heading in ("## Setup", "## Key terms", "## Check your understanding"):
+        assert heading in text
+    setup = lesson.notebook.cells[lesson.code_cell("import coursekit")].source
+    assert setup.index("import coursekit") < setup.index("import tensorflow")
+
+
+# ---------------------------------------------------------------- claims about the explorers
+
+
+def test_first_steps_on_the_bowl_follow_the_rules(lesson):
+    text = lesson.text_of(lesson.code_cell("bowl = explorer.update("))
+    first = {name.strip(): float(value) for name, value in re.findall(r"^(.+?)\s+first step (\S+)", text, re.M)}
+    surface = SURFACES["bowl"]
+    x, y = surface.start
+    gradient_norm = math.hypot(x, 25 * y)
+    assert first["SGD"] == pytest.approx(0.01 * gradient_norm, abs=1e-4)
+    assert first["SGD + momentum"] == pytest.approx(0.01 * gradient_norm, abs=1e-4)
+    assert first["Adam"] == pytest.approx(0.01 * math.sqrt(2), abs=1e-4)
+    # RMSprop's rho is the beta_2 slider (0.999): its first step is 1/sqrt(1 - 0.999) times Adam's, "about 32".
+    assert first["RMSprop"] / first["Adam"] == pytest.approx(1 / math.sqrt(1 - 0.999), rel=1e-2)
+    assert round(1 / math.sqrt(1 - 0.999)) == 32
+
+
+def test_on_rosenbrock_sgd_diverges_where_adam_does_not(lesson):
+    text = lesson.text_of(lesson.code_cell("banana = explorer.update("))
+    lines = {line.split("first step")[0].strip(): line for line in text.splitlines() if "first step" in line}
+    assert "diverged" in lines["SGD"] and "diverged" in lines["SGD + momentum"]
+    assert "diverged" not in lines["Adam"] and "diverged" not in lines["RMSprop"]
+    adam_first = float(re.search(r"first step\s+(\S+)", lines["Adam"]).group(1))
+    sgd_first = float(re.search(r"first step\s+(\S+)", lines["SGD"]).group(1))
+    assert adam_first == pytest.approx(0.01 * math.sqrt(2), abs=1e-4)  # the same as on the bowl
+    assert sgd_first > 10 * 0.01 * math.hypot(*SURFACES["bowl"].start)
+
+
+def test_fast_trainer_matches_fit_in_the_lesson(lesson):
+    text = lesson.text_of(lesson.code_cell("from coursekit.fast_training import FastTrainer"))
+    values = [float(v) for v in re.findall(r"fit: (\S+)|losses: (\S+)", text) for v in v if v]
+    assert values == [0.0, 0.0], "the lesson says 'identical, to the last bit'"
+    timing = lesson.text_of(lesson.code_cell("import time"))
+    assert "graph traced 1 time(s)" in timing
+    assert float(re.search(r"· (\S+)x faster", timing).group(1)) > 1
+
+
+def test_learning_rate_table_in_the_lesson(lesson):
+    text = lesson.text_of(lesson.code_cell("for learning_rate in (0.0001, 0.001, 0.01, 0.1):"))
+    rows = {float(lr): (float(first), float(last), float(acc)) for lr, first, last, acc in re.findall(
+        r"learning_rate=(\S+)\s+loss after epoch 1: (\S+) · after epoch 50: (\S+) · accuracy (\S+)", text)}
+    assert set(rows) == {0.0001, 0.001, 0.01, 0.1}
+    assert rows[0.01][1] < rows[0.001][1] and rows[0.01][2] > rows[0.001][2], "ten times larger does better"
+
+
+def test_default_adam_is_still_improving_after_50_epochs():
+    X, y = make_moons(400, noise=0.2, seed=0)
+    coursekit.seed_everything(42)
+    trainer = FastTrainer(build_seed_model(), X, y, epochs=50, batch_size=32)
+    loss = trainer.train(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)["loss"]
+    assert loss[-1] < loss[-10] - 0.01, "'the loss is still falling' after 50 epochs"
+
+
+def test_the_widgets_are_displayed_as_ipywidgets(lesson):
+    for first_line in ("from coursekit.optimizer_widgets import TrajectoryExplorer",
+                       "from coursekit.optimizer_widgets import RetrainingExplorer"):
+        outputs = lesson.outputs_of(lesson.code_cell(first_line))
+        assert any("application/vnd.jupyter.widget-view+json" in output.get("data", {}) for output in outputs)
+
+
+# ---------------------------------------------------------------- the widgets, headless
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    explorer = TrajectoryExplorer(surface="bowl", steps=50, learning_rate=0.001)
+    explorer.update()
+    return explorer
+
+
+def first_step_lengths(paths):
+    return {name: float(np.linalg.norm(path[1] - path[0])) for name, path in paths.items()}
+
+
+def test_larger_learning_rate_moves_every_first_step_further(explorer):
+    explorer.update(learning_rate=0.001)
+    small = first_step_lengths(explorer.plotted_paths())
+    explorer.update(learning_rate=0.01)
+    large = first_step_lengths(explorer.plotted_paths())
+    for name in explorer.names:
+        assert large[name] == pytest.approx(10 * small[name], rel=1e-3), name
+    assert "learning_rate=0.01," in explorer.suptitle.get_text()
+
+
+def test_plotted_paths_are_the_computed_ones_and_follow_the_steps_slider(explorer):
+    result = explorer.update(surface="saddle", steps=37, learning_rate=0.02)
+    plotted = explorer.plotted_paths()
+    for name in explorer.names:
+        assert plotted[name].shape == (38, 2)
+        np.testing.assert_array_equal(plotted[name], result.paths[name])
+        np.testing.assert_allclose(plotted[name][0], SURFACES["saddle"].start, atol=1e-6)
+    assert explorer.map_ax.get_title().startswith(SURFACES["saddle"].title)
+
+
+def test_beta_1_changes_momentum_and_adam_but_not_sgd(explorer):
+    before = explorer.update(surface="bowl", steps=30, learning_rate=0.01, beta_1=0.9)
+    after = explorer.update(beta_1=0.5)
+    np.testing.assert_array_equal(after.paths["SGD"], before.paths["SGD"])
+    np.testing.assert_array_equal(after.paths["RMSprop"], before.paths["RMSprop"])
+    for name in ("SGD + momentum", "Adam"):
+        assert np.abs(after.paths[name][-1] - before.paths[name][-1]).max() > 1e-3, name
+
+
+def test_epsilon_of_one_slows_adam_down(explorer):
+    small = explorer.update(surface="bowl", steps=30, learning_rate=0.01, beta_1=0.9, epsilon=1e-7)
+    large = explorer.update(epsilon=1.0)
+    assert large.first_step_length("Adam") < 0.5 * small.first_step_length("Adam")
+
+
+def test_unticked_optimizers_are_hidden(explorer):
+    explorer.update(**{"SGD": False, "RMSprop": False})
+    assert not explorer.lines["SGD"].get_visible() and not explorer.lines["RMSprop"].get_visible()
+    assert explorer.lines["Adam"].get_visible()
+    explorer.update(**{"SGD": True, "RMSprop": True})
+    assert explorer.lines["SGD"].get_visible()
+
+
+def test_moving_a_slider_redraws_with_the_sliders_values(explorer):
+    explorer.update(surface="bowl", steps=50, learning_rate=0.001, beta_1=0.9, epsilon=1e-7)
+    png, renders = bytes(explorer.view.widget.value), explorer.view.renders
+    explorer.controls["learning_rate"].value = 0.005
+    explorer.runner.wait()
+    assert explorer.view.renders == renders + 1
+    assert bytes(explorer.view.widget.value) != png
+    assert explorer.shown_request == explorer.current()
+    assert first_step_lengths(explorer.plotted_paths())["Adam"] == pytest.approx(0.005 * math.sqrt(2), rel=1e-3)
+    assert explorer.trajectory_runner.traces <= 2  # bowl and saddle only: sliders never retrace
+
+
+def test_trajectory_sliders_are_real_ipywidgets(explorer):
+    controls = explorer.controls
+    assert isinstance(controls["learning_rate"], widgets.FloatLogSlider)
+    assert isinstance(controls["epsilon"], widgets.FloatLogSlider)
+    assert isinstance(controls["beta_1"], widgets.FloatSlider) and isinstance(controls["steps"], widgets.IntSlider)
+    assert explorer.view.widget in explorer.widget.children
+    assert isinstance(explorer.view.widget, widgets.Image) and bytes(explorer.view.widget.value)[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def retrainer():
+    return retraining_widget().explorer
+
+
+def test_retraining_redraws_curves_for_the_new_learning_rate(retrainer):
+    slow = retrainer.update(learning_rate=0.001)
+    slow_curve = retrainer.plotted_curves()["loss"]
+    fast = retrainer.update(learning_rate=0.05)
+    fast_curve = retrainer.plotted_curves()["loss"]
+    np.testing.assert_array_equal(fast_curve, fast["history"]["loss"])
+    assert fast_curve[-1] < slow_curve[-1] - 0.1
+    assert len(fast_curve) == 50
+    assert "learning_rate=0.05," in retrainer.suptitle.get_text()
+    assert not np.array_equal(fast["probabilities"], slow["probabilities"])
+    np.testing.assert_array_equal(retrainer.probability_image.get_array(), fast["probabilities"])
+
+
+def test_retraining_never_retraces(retrainer):
+    for settings in ({"beta_1": 0.5}, {"beta_2": 0.95}, {"epsilon": 1e-3}, {"learning_rate": 0.2}):
+        retrainer.update(**settings)
+    assert retrainer.trainer.traces == 1
+
+
+def test_dragging_skips_stale_retrains_and_shows_the_sliders_values(retrainer):
+    retrainer.update(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+    completed = retrainer.runner.completed
+    slider = retrainer.controls["learning_rate"]
+    for value in np.logspace(-3, -1, 12):  # a fast drag: 12 changes without waiting
+        slider.value = float(value)
+    retrainer.runner.wait()
+    shown = retrainer.result["settings"]
+    assert shown == retrainer.current() and shown["learning_rate"] == pytest.approx(0.1)
+    assert retrainer.runner.completed - completed < 12, "stale requests must be skipped, not queued"
+    expected = retrainer.trainer.train(**retrainer.current())["loss"]
+    np.testing.assert_array_equal(retrainer.plotted_curves()["loss"], expected)
+
+
+def test_retraining_widget_is_made_of_ipywidgets(retrainer):
+    assert isinstance(retrainer.widget, widgets.VBox)
+    assert isinstance(retrainer.controls["learning_rate"], widgets.FloatLogSlider)
+    assert isinstance(retrainer.controls["epsilon"], widgets.FloatLogSlider)
+    assert retrainer.controls["learning_rate"].readout_format == ".3g"
+    assert retrainer.view.widget in retrainer.widget.children
+    assert "retrained 50 epochs × 13 batches" in retrainer.status.value
+
+
+def test_the_retrainer_uses_the_seed_model():
+    explorer = RetrainingExplorer(epochs=1)
+    layers = [type(layer).__name__ for layer in explorer.model.layers]
+    assert layers == ["Dense", "Activation", "Dense", "Activation"]
+    assert type(explorer.model.optimizer).__name__ == "Adam"
+    assert len(explorer.X) == 400 and explorer.trainer.batch_size == 32
+
+
+def test_sgd_diverges_on_the_bowl_above_two_over_the_curvature(explorer):
+    # Plain gradient descent on f = (x² + 25y²)/2 is stable only for learning_rate < 2/25.
+    stable = explorer.update(surface="bowl", steps=100, learning_rate=0.07, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+    unstable = explorer.update(learning_rate=0.09)
+    assert not stable.diverged("SGD") and unstable.diverged("SGD")
+    assert "SGD: diverged" in [text.get_text() for text in explorer.gap_legend.get_texts()]
