@@ -11,6 +11,7 @@ the course's Jupyter kernel (``coursekit.install``) sets them too, for notebooks
 TensorFlow first.
 """
 
+import logging
 import os
 from contextlib import contextmanager
 
@@ -24,6 +25,10 @@ QUIET_TENSORFLOW_ENV = {
 
 for _name, _value in QUIET_TENSORFLOW_ENV.items():
     os.environ.setdefault(_name, _value)
+
+# TensorFlow's Python logger writes notices such as "... triggered tf.function retracing" to
+# stderr when lessons train several models in a row; they say nothing about the lesson.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 EXPECTED_TENSORFLOW = "2.21"
 EXPECTED_KERAS_MAJOR = 3
