@@ -9,6 +9,8 @@ from support.notebooks import ROOT, notebooks_under
 
 ALL_NOTEBOOKS = notebooks_under("course", "solutions", "exercises")
 LESSONS = notebooks_under("course")
+# Solutions run top to bottom too: every visible and hidden test must pass on its own solution.
+EXECUTED = LESSONS + notebooks_under("solutions")
 # A Binder user gets 1-2 GB in all; one lesson kernel must leave room for JupyterLab itself.
 KERNEL_MEMORY_BUDGET = 1024 * 1024 * 1024
 
@@ -39,8 +41,8 @@ def test_notebook_is_stored_clean(path):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", LESSONS, ids=rel)
-def test_lesson_runs_top_to_bottom(path, executed_notebooks, record_property):
+@pytest.mark.parametrize("path", EXECUTED, ids=rel)
+def test_notebook_runs_top_to_bottom(path, executed_notebooks, record_property):
     run = executed_notebooks(path)
     record_property("notebook", rel(path))
     record_property("notebook_wall_seconds", run.wall_seconds)

@@ -1,0 +1,1 @@
+"""The instructor's tool over nbgrader (see README.md, "Instructors")."""

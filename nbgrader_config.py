@@ -1,0 +1,36 @@
+"""nbgrader configuration of the course (read by nbgrader's apps and JupyterLab's nbgrader panels
+when they run from this folder).
+
+nbgrader's folders map onto the course's layout: the instructor's source notebooks are
+``solutions/``, the student release is ``exercises/``.
+"""
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+
+from grader.preprocessors import ClearHiddenTestsAndTracebacks
+
+c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.course_id = "keras-compile-course"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+# Only notebooks are part of an assignment; READMEs and checkpoints stay out of the release.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+
+# A test cell scores 0 when it writes to stderr. TensorFlow and absl write log lines there
+# (the course kernel silences most of them; see coursekit/install.py): drop those outputs
+# before grading so that they can never change a score.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = (
+    r"(^|\n)(WARNING:tensorflow:|WARNING: All log messages before absl::InitializeLog"
+    r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\]"
+    r"|\S*oneDNN custom operations are on)"
+)
+
+# The slowest check trains a small model for a few seconds; 60 s leaves room on a busy machine.
+c.Execute.timeout = 60
+
+# Student feedback shows the graded notebook without the hidden tests and without tracebacks that
+# quote them (stock nbgrader shows both).
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTestsAndTracebacks, CSSHTMLHeaderPreprocessor]

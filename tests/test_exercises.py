@@ -1,0 +1,83 @@
+"""The student release is exactly what nbgrader makes from solutions/, and leaks nothing."""
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from support.nbgrader_course import Course
+from support.notebooks import ROOT, notebooks_under
+
+sys.path.insert(0, str(ROOT / "tools"))
+import release_exercises  # noqa: E402
+
+SOURCES = notebooks_under("solutions")
+REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+
+
+def secret_lines():
+    """Every line of code inside a solution or hidden-test region of solutions/."""
+    secrets = set()
+    for path in SOURCES:
+        for cell in nbformat.read(path, as_version=4).cells:
+            for _, body in REGION.findall(cell.source):
+                secrets |= {line.strip() for line in body.splitlines()
+                            if line.strip() and not line.strip().startswith("#")}
+    return secrets
+
+
+def markdown_answers():
+    """The model answers of manually graded markdown cells."""
+    return [cell.source for path in SOURCES for cell in nbformat.read(path, as_version=4).cells
+            if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution")]
+
+
+def test_there_are_assignments_and_secrets():
+    assert release_exercises.assignments(ROOT) == ["compile-and-train", "quiz"]
+    assert len(secret_lines()) > 30
+
+
+def test_committed_release_is_what_nbgrader_generates(tmp_path):
+    course = Course(tmp_path)
+    release_exercises.release(course.root)
+    generated = sorted(p.relative_to(course.root / "exercises") for p in (course.root / "exercises").rglob("*.ipynb"))
+    committed = sorted(p.relative_to(ROOT / "exercises") for p in (ROOT / "exercises").rglob("*.ipynb"))
+    assert generated == committed, "exercises/ has other notebooks than solutions/ releases"
+    for relative in generated:
+        assert (course.root / "exercises" / relative).read_text() == (ROOT / "exercises" / relative).read_text(), (
+            f"exercises/{relative} differs from its release: run .venv/bin/python tools/release_exercises.py")
+
+
+@pytest.mark.parametrize("path", notebooks_under("exercises"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_release_contains_no_solution_hidden_test_or_model_answer(path):
+    text = path.read_text()
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    sources = "\n".join(cell.source for cell in nbformat.reads(text, as_version=4).cells)
+    leaked = sorted(line for line in secret_lines() if line in sources)
+    assert leaked == []
+    for answer in markdown_answers():
+        assert answer[:60] not in text
+
+
+def test_student_feedback_shows_no_hidden_tests(tmp_path):
+    """Grade an unanswered submission of every assignment, then read the feedback a student gets."""
+    course = Course(tmp_path)
+    for assignment in release_exercises.assignments(course.root):
+        course.release(assignment)
+        for notebook in (course.root / "exercises" / assignment).glob("*.ipynb"):
+            target = course.root / "submitted" / "student" / assignment
+            target.mkdir(parents=True, exist_ok=True)
+            target.joinpath(notebook.name).write_text(notebook.read_text())
+        course.autograde(assignment)
+        course.nbgrader("generate_feedback", assignment, "--force")
+    feedback = list((course.root / "feedback" / "student").rglob("*.html"))
+    assert len(feedback) == len(SOURCES)
+    secrets = secret_lines()
+    for page in feedback:
+        html = page.read_text()
+        assert "BEGIN HIDDEN TESTS" not in html
+        shown = [s for s in secrets if s in html or s.replace('"', "&quot;") in html]
+        assert shown == [], f"{page.name} shows hidden test or solution code"
+        assert "Not yet" in html, "the feedback should carry the checks' friendly messages"
