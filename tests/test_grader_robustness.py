@@ -1,0 +1,265 @@
+"""The grader against broken and hostile submissions: every case has a defined outcome, the
+batch always finishes, no other grade changes, and nothing under submitted/ is touched.
+
+One batch of the quiz (no TensorFlow, so it is quick) holds one student per case; it is graded
+twice through the real CLI, and the gradebook must hold the same scores both times.
+"""
+
+import copy
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from support.notebooks import ROOT
+
+CLI = str(Path(sys.executable).with_name("course-grader"))
+RIGHT = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E"}'}
+FULL = {"q1_points": 2, "q2_points_ab": 1, "q2_points_cd": 1, "q2_points_ef": 1}
+ZERO = dict.fromkeys(FULL, 0)
+Q1_ZERO = {**FULL, "q1_points": 0}
+
+
+def grader(*args, workspace=None):
+    command = [CLI, *args] + (["--workspace", str(workspace)] if workspace else [])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"course-grader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def answered(release, answers=RIGHT):
+    notebook = copy.deepcopy(release)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return notebook
+
+
+def cell_index(notebook, grade_id):
+    return next(i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def as_bytes(notebook):
+    return nbformat.writes(notebook).encode()
+
+
+# Each case: (student id, function release -> file bytes, expected auto scores, words the reason must contain)
+def _deleted_test(release):
+    nb = answered(release, {**RIGHT, "q1_answer": 'q1_answer = "A"'})
+    del nb.cells[cell_index(nb, "q1_points")]
+    return as_bytes(nb)
+
+
+def _duplicated_test(release):
+    nb = answered(release, {**RIGHT, "q1_answer": 'q1_answer = "A"'})
+    test = copy.deepcopy(nb.cells[cell_index(nb, "q2_points_ab")])
+    test.source = "pass"
+    nb.cells.insert(2, test)
+    return as_bytes(nb)
+
+
+def _reordered(release):
+    nb = answered(release)
+    nb.cells = list(reversed(nb.cells))
+    return as_bytes(nb)
+
+
+def _edited_test(release):
+    nb = answered(release, {**RIGHT, "q1_answer": 'q1_answer = "C"'})
+    nb.cells[cell_index(nb, "q1_points")].source = "print('all good')"
+    nb.cells[cell_index(nb, "q1_points")].metadata["nbgrader"]["points"] = 100
+    return as_bytes(nb)
+
+
+def _changed_metadata(release):
+    nb = answered(release)
+    cell = nb.cells[cell_index(nb, "q2_answer")]
+    cell.metadata["nbgrader"]["grade_id"] = "something_else"
+    for c in nb.cells:
+        c.id = "same-id"  # duplicated cell ids too
+    return json.dumps(nb).encode()  # written raw: nbformat would refuse the duplicated ids
+
+
+def _with_code(code, answers=RIGHT):
+    def make(release):
+        nb = answered(release, answers)
+        nb.cells.insert(cell_index(nb, "q1_answer") + 1, nbformat.v4.new_code_cell(code))
+        return as_bytes(nb)
+    return make
+
+
+def _raw(data):
+    return lambda release: data
+
+
+def _copies_answer_from(path):
+    """A cheat that answers question 1 right only if it can read ``path``."""
+    return _with_code(f"try:\n    if 'q1_answer' in open({str(path)!r}).read():\n        q1_answer = 'B'\n"
+                      "except OSError as error:\n    print('cannot read it:', error)",
+                      {**RIGHT, "q1_answer": 'q1_answer = "A"'})
+
+
+def _startup_file_writer(release):
+    # Tries to plant an IPython startup file that would answer question 1 for whoever runs next.
+    code = ("import os\n"
+            "for home in [os.path.expanduser('~'), '/root', '/tmp']:\n"
+            "    try:\n"
+            "        d = os.path.join(home, '.ipython/profile_default/startup')\n"
+            "        os.makedirs(d, exist_ok=True)\n"
+            "        open(os.path.join(d, '00-cheat.py'), 'w').write('q1_answer = \"B\"\\n')\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "import atexit\natexit.register(lambda: open('/tmp/left-behind', 'w').write('x'))")
+    return _with_code(code)(release)
+
+
+CASES = [
+    ("right", lambda r: as_bytes(answered(r)), FULL, None),
+    ("unanswered", lambda r: as_bytes(r), ZERO, None),
+    ("deleted-test-cell", _deleted_test, Q1_ZERO, None),
+    ("duplicated-test-cell", _duplicated_test, Q1_ZERO, None),
+    ("reordered-cells", _reordered, FULL, None),
+    ("edited-test-cell", _edited_test, Q1_ZERO, None),
+    # The answer cell lost its nbgrader id: its code still runs (as the student's own cell), the
+    # tests are the release's, and the report says the answer cell was not found.
+    ("changed-metadata", _changed_metadata, FULL, "not found"),
+    ("infinite-loop", _with_code("while True:\n    pass"), FULL, "ran longer than"),
+    ("memory-bomb", _with_code("hog = bytearray(6 * 2**30)"), FULL, None),
+    ("sys-exit", _with_code("import sys\nsys.exit(1)"), FULL, None),
+    ("os-exit", _with_code("import os\nos._exit(0)"), ZERO, "kernel died"),
+    ("killed-kernel", _with_code("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"), ZERO, "kernel died"),
+    ("syntax-error", lambda r: as_bytes(answered(r, {**RIGHT, "q1_answer": 'q1_answer = "B'})), Q1_ZERO, None),
+    ("not-json", _raw(b"this is not a notebook"), ZERO, "not valid JSON"),
+    ("empty-file", _raw(b""), ZERO, "empty file"),
+    ("truncated", lambda r: as_bytes(answered(r))[:700], ZERO, "not valid JSON"),
+    ("huge-output", _with_code("print('x' * 50_000_000)"), FULL, None),
+    ("reads-solutions", _copies_answer_from(ROOT / "solutions/quiz/quiz.ipynb"), Q1_ZERO, None),
+    ("fakes-equality", lambda r: as_bytes(answered(r, {**RIGHT, "q1_answer":
+        "class Same(str):\n    def __eq__(self, other):\n        return True\n    __hash__ = str.__hash__\n"
+        "q1_answer = Same('A')"})), Q1_ZERO, None),
+    ("plants-startup-file", _startup_file_writer, FULL, None),
+]
+# Runs after the startup-file planter in the same batch: must not be answered by the planted file.
+CASES.append(("unanswered-after-planter", lambda r: as_bytes(r), ZERO, None))
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP server on the host's loopback; a submission that reaches it leaves a mark."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.5)
+    reached = []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            reached.append(connection.recv(100))
+            connection.close()
+
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], reached
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def tree_digest(folder):
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        digest.update(str(path.relative_to(folder)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, listener):
+    port, _ = listener
+    workspace = tmp_path_factory.mktemp("robust") / "ws"
+    cases = CASES + [
+        ("reads-other-submission", _copies_answer_from(workspace / "submitted/right/quiz/quiz.ipynb"), Q1_ZERO, None),
+        ("reads-gradebook", _copies_answer_from(workspace / "gradebook.db"), Q1_ZERO, None),
+        ("opens-network", _with_code(
+        f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'leak')\n"
+        "except OSError as error:\n    print('no network:', error)"), FULL, None)]
+    grader("init", str(workspace))
+    grader("release", "quiz", workspace=workspace)
+    release = nbformat.read(workspace / "release/quiz/quiz.ipynb", as_version=4)
+    for student, make, _, _ in cases:
+        folder = workspace / "submitted" / student / "quiz"
+        folder.mkdir(parents=True)
+        (folder / "quiz.ipynb").write_bytes(make(release))
+    (workspace / "submitted/wrong-name/quiz").mkdir(parents=True)
+    (workspace / "submitted/wrong-name/quiz/Quiz (1).ipynb").write_bytes(as_bytes(answered(release)))
+    before = tree_digest(workspace / "submitted")
+    limits = ["--cell-timeout", "8", "--timeout", "60", "--memory", "2048"]
+    first_output = grader("autograde", "quiz", *limits, workspace=workspace)
+    first = scores(workspace)
+    grader("autograde", "quiz", *limits, workspace=workspace)
+    second = scores(workspace)
+    problems = (workspace / "reports/quiz-autograde-problems.csv").read_text()
+    return dict(cases=cases, first=first, second=second, output=first_output, problems=problems,
+                unchanged=before == tree_digest(workspace / "submitted"), workspace=workspace)
+
+
+def scores(workspace):
+    db = f"sqlite:///{workspace / 'gradebook.db'}"
+    with Gradebook(db) as gradebook:
+        result = {}
+        for submission in gradebook.find_assignment("quiz").submissions:
+            notebook = submission.notebooks[0]
+            result[submission.student.id] = {g.name: g.auto_score for g in notebook.grades if g.name in FULL}
+        return result
+
+
+def test_every_case_gets_its_defined_score(graded):
+    wrong = []
+    for student, _, expected, _ in graded["cases"]:
+        got = graded["first"].get(student)
+        if got != {k: float(v) for k, v in expected.items()}:
+            wrong.append(f"{student}: got {got}, expected {expected}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_failures_are_explained(graded):
+    for student, _, _, reason in graded["cases"]:
+        if reason:
+            rows = [line for line in graded["problems"].splitlines() if line.startswith(f'"{student}"')]
+            assert any(reason in row for row in rows), f"{student}: no reason containing {reason!r} in {rows}"
+    assert '"wrong-name","Quiz (1).ipynb"' in graded["problems"]
+    assert graded["first"]["wrong-name"] == {k: 0.0 for k in FULL}
+
+
+def test_grading_twice_gives_the_same_scores(graded):
+    assert graded["first"] == graded["second"]
+
+
+def test_submitted_folder_is_never_modified(graded):
+    assert graded["unchanged"]
+
+
+def test_no_network_from_a_submission(graded, listener):
+    _, reached = listener
+    assert reached == []
+
+
+def test_nothing_outlives_a_submission(graded):
+    assert not Path("/tmp/left-behind").exists()
+    leftovers = subprocess.run(["pgrep", "-f", "grader.execute_worker|ipykernel_launcher.*grader-"],
+                               capture_output=True, text=True).stdout.strip()
+    assert leftovers == ""
