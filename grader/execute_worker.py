@@ -16,6 +16,7 @@ by default).
 """
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,8 @@ def execute(notebook, settings, folder):
     client = NotebookClient(
         notebook, timeout=settings["cell_seconds"], kernel_name="python3", allow_errors=True,
         interrupt_on_timeout=True, error_on_timeout=TIMEOUT_ERROR, raise_on_iopub_timeout=False,
+        # The sandbox is thrown away afterwards: no graceful shutdown to wait for (saves ~1 s).
+        shutdown_kernel="immediate",
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
         resources={"metadata": {"path": str(folder)}})
     stopped = None
@@ -104,3 +107,5 @@ def main(folder):
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown; the sandbox and everything in it is discarded

@@ -1,0 +1,464 @@
+"""Autograding throughput: course-grader (sandboxed, parallel) against stock ``nbgrader autograde``.
+
+    .venv/bin/python benchmarks/bench_grader.py [--n 12] [--whole] [--workers K] [--no-profile] [--keep DIR]
+
+Builds N synthetic submissions of compile-and-train's ``compile-for-the-task`` notebook (TensorFlow;
+``--whole``: all three notebooks of the assignment) — right answers, misconceptions, and broken files
+(a syntax error, an exception, a kernel that dies, an empty file, truncated JSON) — and puts the
+same files into two identical workspaces (``course-grader init`` + roster + release). Then, in the
+same run, one after the other:
+
+* stock: ``nbgrader autograde compile-and-train --create --force`` from the first workspace;
+* ours:  ``course-grader autograde compile-and-train`` (workers = cores) on the second.
+
+Prints the seconds per submission of each and the throughput ratio (ours / stock; the issue's
+target is >= 4x on 2 cores), then compares the two gradebooks cell by cell for every submission
+both graded (stock nbgrader gives up on some broken files: those are listed, with what we gave
+them) and checks every score against the points the answer deserves. Then profiles where the time
+of one submission goes in our path (sandbox start, worker imports, kernel start, each cell, the
+coordinator's nbgrader steps) and times the fork-server alternative.
+
+Exit status: 1 if a score differs between the gradebooks or from the expected points, 2 if only
+the throughput target is missed, 0 otherwise.
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from corpus.answer_variants import COMPILE, VARIANTS  # noqa: E402
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "200"}
+ASSIGNMENT = "compile-and-train"
+NOTEBOOK = "compile-for-the-task"
+TARGET = 4.0
+
+
+# --------------------------------------------------------------------------- submissions
+
+def solution_code(solutions, notebook):
+    source = nbformat.read(solutions / ASSIGNMENT / f"{notebook}.ipynb", as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: c.source for c in source.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def full_points(solutions, notebook):
+    source = nbformat.read(solutions / ASSIGNMENT / f"{notebook}.ipynb", as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"]) for c in source.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")}
+
+
+def pack(variants):
+    """Variants touching disjoint cells share one submission (as the grading corpus test does)."""
+    packs = []
+    for variant in variants:
+        touched = set(variant.cells) | set(variant.expect)
+        for packed in packs:
+            if not touched & packed["touched"]:
+                packed["variants"].append(variant)
+                packed["touched"] |= touched
+                break
+        else:
+            packs.append({"variants": [variant], "touched": touched})
+    return [p["variants"] for p in packs]
+
+
+def kinds():
+    """(label, answers or a special marker, expected points overrides) in the order they are used."""
+    compile_variants = [v for v in VARIANTS if v.notebook == COMPILE]
+    right = pack([v for v in compile_variants if v.kind == "right"])
+    wrong = pack([v for v in compile_variants if v.kind != "right"])
+
+    def from_pack(label, packed):
+        return (label, {g: s for v in packed for g, s in v.cells.items()},
+                {g: float(p) for v in packed for g, p in v.expect.items()})
+
+    zero = {f"{task}_{what}": 0.0 for task in ("binary", "onehot", "integer", "regression")
+            for what in ("model", "loss", "metric")}
+    regression_zero = {k: v for k, v in zero.items() if k.startswith("regression")}
+    specials = [
+        ("broken: syntax error", {"binary_solution": "def binary_classifier(:\n    return None\n"},
+         {k: v for k, v in zero.items() if k.startswith("binary")}),
+        ("broken: exception", {"onehot_solution": "def onehot_classifier():\n    return 1 / 0\n"},
+         {k: v for k, v in zero.items() if k.startswith("onehot")}),
+        ("broken: empty file", b"", zero),
+        ("broken: kernel dies (os._exit)", {"regression_solution": "import os\nos._exit(3)\n"}, regression_zero),
+        ("broken: truncated JSON", "TRUNCATE", zero),
+        ("wrong: nothing answered", "RELEASE", zero),
+    ]
+    ordered = [("right: the solution", {}, {})]
+    while True:  # interleave right, wrong and broken so that any N gets a mix
+        for index in range(max(len(right), len(wrong), (len(specials) + 1) // 2)):
+            if index < len(wrong):
+                ordered.append(from_pack(f"wrong: misconceptions #{index + 1}", wrong[index]))
+            if 2 * index < len(specials):
+                ordered.append(specials[2 * index])
+            if index < len(right):
+                ordered.append(from_pack(f"right: other valid answers #{index + 1}", right[index]))
+            if 2 * index + 1 < len(specials):
+                ordered.append(specials[2 * index + 1])
+        yield from ordered
+        ordered = [("right: the solution", {}, {})]
+
+
+def write_submissions(n, release_folder, solutions, notebooks, target):
+    """N submissions in target/<student>/<assignment>/; returns {student: (label, expected points)}."""
+    plan = {}
+    for index, (label, answers, expect) in zip(range(n), kinds()):
+        student = f"s{index + 1:02d}"
+        folder = target / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        expected = {}
+        for notebook in notebooks:
+            release = nbformat.read(release_folder / f"{notebook}.ipynb", as_version=4)
+            points = full_points(solutions, notebook)
+            path = folder / f"{notebook}.ipynb"
+            if notebook != NOTEBOOK or answers == {}:
+                answers_here = {}
+            else:
+                answers_here = answers
+            if notebook == NOTEBOOK and isinstance(answers, bytes):
+                path.write_bytes(answers)
+            elif notebook == NOTEBOOK and answers == "TRUNCATE":
+                text = nbformat.writes(fill(release, solution_code(solutions, notebook), {}))
+                path.write_text(text[: len(text) // 2])
+            elif notebook == NOTEBOOK and answers == "RELEASE":
+                nbformat.write(release, path)
+            else:
+                nbformat.write(fill(release, solution_code(solutions, notebook), answers_here), path)
+            if notebook == NOTEBOOK:
+                points.update(expect)
+            expected.update({(notebook, g): p for g, p in points.items()})
+        plan[student] = (label, expected)
+    return plan
+
+
+def fill(release, code, answers):
+    notebook = nbformat.from_dict(release)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+        elif grade_id in code:
+            cell.source = code[grade_id]
+    return notebook
+
+
+# --------------------------------------------------------------------------- workspaces
+
+def run(argv, cwd=None, check=True):
+    result = subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, env=ENV)
+    if check and result.returncode != 0:
+        sys.exit(f"{' '.join(map(str, argv))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def make_workspace(folder, solutions, roster):
+    grader = BIN / "course-grader"
+    run([grader, "init", folder, "--solutions", solutions])
+    run([grader, "roster", roster, "--workspace", folder])
+    run([grader, "release", ASSIGNMENT, "--workspace", folder])
+    return folder
+
+
+def gradebook_scores(workspace, students):
+    """{student: {(notebook, grade_id): auto_score}} for submissions with scored grade cells."""
+    from grader.workspace import Workspace
+
+    result = {}
+    with Workspace(workspace).gradebook() as gradebook:
+        for student in students:
+            try:
+                submission = gradebook.find_submission(ASSIGNMENT, student)
+            except Exception:
+                continue
+            result[student] = {(nb.name, g.name): g.auto_score for nb in submission.notebooks
+                               for g in nb.grades if g.auto_score is not None or g.cell.cell_type == "code"}
+    return result
+
+
+def stock_graded(workspace, student, notebooks):
+    folder = workspace / "autograded" / student / ASSIGNMENT
+    return all((folder / f"{nb}.ipynb").is_file() for nb in notebooks)
+
+
+# --------------------------------------------------------------------------- profile
+
+PROFILE_WORKER = r'''
+import json, sys, time
+t0 = time.time()
+import nbformat
+from nbclient import NotebookClient
+ta = time.time()
+import grader.execute_worker as worker  # what the real worker imports on top: nbgrader.preprocessors
+t1 = time.time()
+settings = json.load(open("settings.json"))
+notebook = nbformat.read("input.ipynb", as_version=4)
+client = NotebookClient(notebook, timeout=settings["cell_seconds"], kernel_name="python3", allow_errors=True,
+                        interrupt_on_timeout=True, raise_on_iopub_timeout=False,
+                        extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                        resources={"metadata": {"path": "."}}, shutdown_kernel=sys.argv[1])
+cells = []
+with client.setup_kernel():
+    t2 = time.time()
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            started = time.time()
+            client.execute_cell(cell, index)
+            cells.append((cell.metadata.get("nbgrader", {}).get("grade_id", str(index)), time.time() - started))
+    t3 = time.time()
+t4 = time.time()
+json.dump({"t0": t0, "imports": t1 - t0, "nbclient_imports": ta - t0, "kernel_start": t2 - t1, "cells": cells, "kernel_stop": t4 - t3},
+          open("profile.json", "w"))
+'''
+
+FORK_EXPERIMENT = r'''
+import json, os, sys, time
+import nbformat
+t0 = time.time()
+import coursekit  # quiet TensorFlow first, as the kernel does
+import tensorflow  # noqa: F401  (imported once; no TensorFlow op runs in this parent)
+from coursekit import grading  # noqa: F401
+imported = time.time() - t0
+notebook = nbformat.read(sys.argv[1], as_version=4)
+code = [c.source for c in notebook.cells if c.cell_type == "code"]
+children = []
+for _ in range(int(sys.argv[2])):
+    started = time.time()
+    pid = os.fork()
+    if pid == 0:
+        namespace = {"__name__": "__main__"}
+        failed = 0
+        for source in code:
+            try:
+                exec(compile(source, "<cell>", "exec"), namespace)
+            except BaseException:
+                failed += 1
+        os._exit(min(failed, 100))
+    _, status = os.waitpid(pid, 0)
+    children.append((time.time() - started, os.waitstatus_to_exitcode(status)))
+print(json.dumps({"parent_import": imported, "children": children}))
+'''
+
+
+def _breakdown(before, after, timings):
+    cells = timings["cells"]
+    ran = timings["t0"] + timings["imports"] + timings["kernel_start"] + sum(s for _, s in cells)
+    return {
+        "sandbox + interpreter start (to the worker's first line)": timings["t0"] - before,
+        "worker imports: nbclient + nbformat": timings["nbclient_imports"],
+        "worker imports: nbgrader.preprocessors (imports all of nbgrader)":
+            timings["imports"] - timings["nbclient_imports"],
+        "kernel start (ipykernel ready)": timings["kernel_start"],
+        f"cell 1 ({cells[0][0]}: import coursekit + tensorflow.keras)": cells[0][1],
+        f"cells 2..{len(cells)} (4 answers + 12 checks)": sum(s for _, s in cells[1:]),
+        "kernel shutdown, worker exit, sandbox teardown": after - ran,
+        "= one notebook in its sandbox, alone": after - before,
+    }
+
+
+def profile(workspace, repeats=3):
+    """Where one submission's time goes in our path, run alone (no other sandbox running).
+    Each step is run ``repeats`` times; the minimum is reported (the machine may be shared)."""
+    from grader import sandbox
+    from grader.autograde import _settings, plan, prepare, score
+    from grader.workspace import Workspace
+
+    ws = Workspace(workspace)
+    samples = {}
+
+    def add(name, seconds):
+        samples.setdefault(name, []).append(seconds)
+
+    limits = sandbox.Limits()
+    jobs, _ = plan(ws, ASSIGNMENT)
+    for graded_job in jobs:  # nbgrader's scoring step runs on the notebooks already executed
+        path = ws.root / "autograded" / graded_job.student / ASSIGNMENT / f"{graded_job.notebook}.ipynb"
+        graded_job.executed = nbformat.read(path, as_version=4) if path.is_file() else None
+    mine = [j for j in jobs if j.student == "s01"]
+    folder = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run([BIN / "course-grader", "--help"])
+            add("course-grader start-up (--help; imports nbgrader)", time.perf_counter() - started)
+            started = time.perf_counter()
+            prepare(ws, jobs)
+            add("coordinator: read + nbgrader sanitize, per notebook", (time.perf_counter() - started) / len(jobs))
+            started = time.perf_counter()
+            score(ws, ASSIGNMENT, mine, ["s01"])
+            add("coordinator: nbgrader scoring into the gradebook, per student", time.perf_counter() - started)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], check=True)
+            add("python -c pass, bare", time.perf_counter() - started)
+            started = time.perf_counter()
+            result = sandbox.run(folder, [sys.executable, "-c", "pass"], limits, hidden=[ws.root])
+            assert result.returncode == 0, result.stderr
+            add("python -c pass, in the sandbox (bwrap)", time.perf_counter() - started)
+
+        job = next(j for j in jobs if j.student == "s01" and j.notebook == NOTEBOOK)
+        nbformat.write(job.sanitized, folder / "input.ipynb")
+        (folder / "settings.json").write_text(json.dumps(_settings(ws, limits)))
+        (folder / "profile_worker.py").write_text(PROFILE_WORKER)
+        for _ in range(repeats):
+            for shutdown in ("graceful", "immediate"):
+                before = time.time()
+                result = sandbox.run(folder, [sys.executable, str(sandbox.INSIDE / "profile_worker.py"), shutdown],
+                                     limits, hidden=[ws.root])
+                after = time.time()
+                assert result.returncode == 0, result.stderr
+                timings = json.loads((folder / "profile.json").read_text())
+                for name, seconds in _breakdown(before, after, timings).items():
+                    if shutdown == "graceful":
+                        add(name, seconds)
+                    elif name.startswith(("kernel shutdown", "=")):
+                        add(f"  with NotebookClient(shutdown_kernel='immediate'): {name.lstrip('= ')}", seconds)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    report = {name: min(values) for name, values in samples.items()}
+
+    with tempfile.TemporaryDirectory() as scratch:
+        nbformat.write(job.sanitized, Path(scratch) / "input.ipynb")
+        (Path(scratch) / "fork.py").write_text(FORK_EXPERIMENT)
+        env = {**ENV, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        out = subprocess.run([sys.executable, str(Path(scratch) / "fork.py"), str(Path(scratch) / "input.ipynb"),
+                              str(repeats)], capture_output=True, text=True, env=env, cwd=scratch, timeout=600)
+        fork = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+    return report, fork
+
+
+# --------------------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=12, help="submissions (default 12)")
+    parser.add_argument("--whole", action="store_true", help="all three notebooks of compile-and-train")
+    parser.add_argument("--workers", type=int, default=None, help="course-grader workers (default: cores)")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--keep", type=Path, help="keep the workspaces in this folder")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="bench-grader-")) if not args.keep else args.keep.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    notebooks = sorted(p.stem for p in (ROOT / "solutions" / ASSIGNMENT).glob("*.ipynb")) if args.whole else [NOTEBOOK]
+    solutions = root / "solutions"
+    (solutions / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
+    for notebook in notebooks:
+        shutil.copy(ROOT / "solutions" / ASSIGNMENT / f"{notebook}.ipynb", solutions / ASSIGNMENT)
+    roster = root / "roster.csv"
+    roster.write_text("id\n" + "".join(f"s{i + 1:02d}\n" for i in range(args.n)))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            stock_ws, ours_ws = pool.map(lambda name: make_workspace(root / name, solutions, roster),
+                                         ["ws-stock", "ws-ours"])
+        submissions = root / "submissions"
+        plan = write_submissions(args.n, stock_ws / "release" / ASSIGNMENT, solutions, notebooks, submissions)
+        for ws in (stock_ws, ours_ws):
+            shutil.copytree(submissions, ws / "submitted", dirs_exist_ok=True)
+        run([sys.executable, "-c", "import coursekit, tensorflow"])  # warm the page cache for both
+
+        cores = os.cpu_count() or 1
+        workers = args.workers or cores
+        print(f"{args.n} submissions of {ASSIGNMENT} ({', '.join(notebooks)}); {cores} cores; "
+              f"load average before: {os.getloadavg()[0]:.2f}")
+        started = time.perf_counter()
+        stock = run([BIN / "nbgrader", "autograde", ASSIGNMENT, "--create", "--force"], cwd=stock_ws, check=False)
+        stock_seconds = time.perf_counter() - started
+        (root / "stock-nbgrader.log").write_text(stock.stdout + stock.stderr)
+        started = time.perf_counter()
+        ours_argv = [BIN / "course-grader", "autograde", ASSIGNMENT, "--workspace", ours_ws]
+        if args.workers:
+            ours_argv += ["--workers", str(args.workers)]
+        ours = run(ours_argv, check=False)
+        ours_seconds = time.perf_counter() - started
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        if ours.returncode != 0:
+            print(ours.stdout[-3000:], ours.stderr[-3000:])
+            sys.exit("course-grader autograde failed")
+
+        problems = {}
+        with open(ours_ws / "reports" / f"{ASSIGNMENT}-autograde-problems.csv", newline="") as rows:
+            for row in csv.DictReader(rows):
+                problems.setdefault(row["student"], []).append(row["reason"])
+
+        students = sorted(plan)
+        stock_scores = gradebook_scores(stock_ws, students)
+        ours_scores = gradebook_scores(ours_ws, students)
+        both = [s for s in students if stock_graded(stock_ws, s, notebooks)]
+        only_ours = [s for s in students if s not in both]
+        differ, unexpected = [], []
+        for student in students:
+            label, expected = plan[student]
+            got = {k: v for k, v in ours_scores.get(student, {}).items() if k in expected}
+            if got != expected:
+                unexpected.append((student, label, {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}))
+            if student in both:
+                mine = {k: ours_scores.get(student, {}).get(k) for k in expected}
+                theirs = {k: stock_scores.get(student, {}).get(k) for k in expected}
+                if mine != theirs:
+                    differ.append((student, label, {k: (mine[k], theirs[k]) for k in expected if mine[k] != theirs[k]}))
+
+        print()
+        print(f"{'student':8s} {'submission':42s} {'ours':>8s} {'stock':>8s}  notes")
+        for student in students:
+            label, expected = plan[student]
+            total = sum(expected.values())
+            mine = sum(v or 0 for k, v in ours_scores.get(student, {}).items() if k in expected)
+            theirs = (f"{sum(v or 0 for k, v in stock_scores.get(student, {}).items() if k in expected):g}"
+                      if student in both else "failed")
+            notes = "; ".join(problems.get(student, []))[:90]
+            print(f"{student:8s} {label:42s} {mine:>5g}/{total:g} {theirs:>8s}  {notes}")
+
+        ratio = stock_seconds / ours_seconds
+        print()
+        print(f"stock nbgrader autograde : {stock_seconds:7.1f} s  = {stock_seconds / args.n:5.2f} s per submission "
+              f"(exit code {stock.returncode}; log: {root / 'stock-nbgrader.log' if args.keep else 'not kept'})")
+        print(f"course-grader autograde  : {ours_seconds:7.1f} s  = {ours_seconds / args.n:5.2f} s per submission "
+              f"({workers} workers)")
+        print(f"throughput ratio (ours / stock): {ratio:.2f}x   (target >= {TARGET:g}x: "
+              f"{'met' if ratio >= TARGET else 'MISSED'})")
+        print(f"graded by both: {len(both)}; stock nbgrader failed on: "
+              f"{', '.join(f'{s} ({plan[s][0]})' for s in only_ours) or 'none'} (compared: only those both graded)")
+        print(f"scores identical in the two gradebooks: {'yes' if not differ else 'NO'}")
+        for student, label, what in differ:
+            print(f"  DIFFERENT {student} ({label}): (ours, stock) {what}")
+        print(f"every score as expected (ours): {'yes' if not unexpected else 'NO'}")
+        for student, label, what in unexpected:
+            print(f"  UNEXPECTED {student} ({label}): (got, expected) {what}")
+
+        if not args.no_profile:
+            report, fork = profile(ours_ws)
+            print("\nwhere one submission's time goes in course-grader (one notebook, alone; minimum of 3 runs, seconds):")
+            for name, seconds in report.items():
+                print(f"  {name:68s} {seconds:6.2f}")
+            if fork:
+                children = ", ".join(f"{s:.2f}" for s, _ in fork["children"])
+                print(f"fork-server alternative: parent imports coursekit + TensorFlow once in "
+                      f"{fork['parent_import']:.2f} s; each forked child runs the notebook's code in: {children} s "
+                      f"(exit codes {[c for _, c in fork['children']]}: failed cells)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    if differ or unexpected:
+        sys.exit(1)
+    if ratio < TARGET:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
