@@ -149,6 +149,10 @@ CASES = [
 ]
 # Runs after the startup-file planter in the same batch: must not be answered by the planted file.
 CASES.append(("unanswered-after-planter", lambda r: as_bytes(r), ZERO, None))
+# Leaves a process behind on purpose; the marker argument makes it findable afterwards.
+LEFTOVER_MARKER = "317.0731"
+CASES.append(("spawns-background-process", _with_code(
+    f"import subprocess\nsubprocess.Popen(['sleep', '{LEFTOVER_MARKER}'], start_new_session=True)"), FULL, None))
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +264,5 @@ def test_no_network_from_a_submission(graded, listener):
 
 def test_nothing_outlives_a_submission(graded):
     assert not Path("/tmp/left-behind").exists()
-    leftovers = subprocess.run(["pgrep", "-f", "grader.execute_worker|ipykernel_launcher.*grader-"],
-                               capture_output=True, text=True).stdout.strip()
-    assert leftovers == ""
+    leftovers = subprocess.run(["pgrep", "-af", f"sleep {LEFTOVER_MARKER}"], capture_output=True, text=True).stdout
+    assert [line for line in leftovers.splitlines() if "pgrep" not in line] == []

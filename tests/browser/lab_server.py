@@ -1,0 +1,144 @@
+"""A JupyterLab of the project's own environment, on 127.0.0.1, serving a throw-away copy of the course.
+
+The tests never touch the repository's notebooks: the server's root is a temporary folder holding
+copies of ``course/``, ``exercises/``, ``solutions/`` and ``nbgrader_config.py`` (nbgrader's panels read
+the course from the server's working directory, as they do in an instructor's workspace). Jupyter's
+user folders (config, data, runtime) point into the same temporary folder, so the tests see only the
+project's kernel and settings, and the user's own ~/.jupyter cannot change what they see.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from support.notebooks import ROOT
+
+COPIED = ("course", "exercises", "solutions", "nbgrader_config.py")
+IGNORED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.egg-info", "gradebook.db")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LabServer:
+    """``jupyter lab`` from the project's environment; ``stop()`` ends it and every kernel it started."""
+
+    def __init__(self, startup_timeout=120):
+        self.scratch = Path(tempfile.mkdtemp(prefix="course-browser-"))
+        self.root = self.scratch / "workspace"
+        self.root.mkdir()
+        for name in COPIED:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, self.root / name, ignore=IGNORED)
+            else:
+                shutil.copy2(source, self.root / name)
+        config_dir = self.scratch / "config"
+        config_dir.mkdir()
+        # nbgrader's assignment list reads the exchange from Jupyter's config path; keep it in the
+        # scratch folder instead of the system-wide default (/usr/local/share/nbgrader/exchange).
+        exchange = self.scratch / "exchange"
+        exchange.mkdir()
+        (config_dir / "nbgrader_config.py").write_text(f"c.Exchange.root = {str(exchange)!r}\n")
+        self.port = free_port()
+        self.token = "course-browser-test"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.scratch / "jupyterlab.log"
+        env = {**os.environ,
+               "JUPYTER_CONFIG_DIR": str(config_dir),
+               "JUPYTER_DATA_DIR": str(self.scratch / "data"),
+               "JUPYTER_RUNTIME_DIR": str(self.scratch / "runtime"),
+               "JUPYTERLAB_WORKSPACES_DIR": str(self.scratch / "workspaces"),
+               "PYTHONNOUSERSITE": "1"}
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+        command = [str(Path(venv_bin) / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+                   f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+                   "--ServerApp.port_retries=0"]
+        if os.geteuid() == 0:
+            command.append("--allow-root")  # Jupyter refuses root unless told (CI containers run as root)
+        self._log = open(self.log_path, "w")
+        # Its own process group: stop() signals the server and the kernels it started together.
+        self.process = subprocess.Popen(command, cwd=self.root, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_until_ready(startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("status")
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"JupyterLab exited ({self.process.returncode}):\n{self.log()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab did not answer within {timeout} s:\n{self.log()}")
+                time.sleep(0.3)
+
+    def api(self, path, method="GET"):
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def lab_url(self, path=""):
+        return f"{self.url}/lab/tree/{path}?token={self.token}" if path else f"{self.url}/lab?token={self.token}"
+
+    def kernel_pid(self, notebook_path):
+        """The process of the kernel that runs ``notebook_path`` (relative to the server's root)."""
+        (kernel_id,) = [session["kernel"]["id"] for session in self.api("sessions") if session["path"] == notebook_path]
+        (pid,) = [child.pid for child in psutil.Process(self.process.pid).children(recursive=True)
+                  if f"kernel-{kernel_id}.json" in " ".join(child.cmdline())]
+        return pid
+
+    def log(self):
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        """End the server gracefully (it shuts its kernels down), then anything it left behind.
+
+        Kernels run in sessions of their own (jupyter_client starts them so), so signalling the
+        server's process group does not reach them: they are looked up as its descendants first.
+        """
+        try:
+            descendants = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        _, alive = psutil.wait_procs(descendants, timeout=10)
+        for process in alive:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
+        self._log.close()
+
+    def cleanup(self):
+        shutil.rmtree(self.scratch, ignore_errors=True)
