@@ -22,11 +22,14 @@ gradebook. We keep every piece and move only the execution:
 Nothing under ``submitted/`` is ever written: every step works on copies.
 """
 
+import dataclasses
+import hashlib
 import json
 import shutil
 import tempfile
 import time
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +60,7 @@ class Job:
     failure: str = None
     notes: list = field(default_factory=list)
     seconds: float = 0.0
+    skipped: bool = False  # --resume: already graded from the same files, not run again
 
 
 @dataclass
@@ -65,12 +69,18 @@ class BatchResult:
     problems: list  # (student, file, reason) for files that are not part of any job
     scores: dict    # student -> (score, max_score)
     seconds: float
+    skipped: list = field(default_factory=list)  # students not regraded by --resume
 
     @property
     def failures(self):
-        rows = [(j.student, f"{j.notebook}.ipynb", j.failure) for j in self.jobs if j.failure]
-        rows += [(j.student, f"{j.notebook}.ipynb", note) for j in self.jobs if not j.failure for note in j.notes]
-        return sorted(rows + self.problems)
+        return sorted(_job_rows(self.jobs) + self.problems)
+
+
+def _job_rows(jobs):
+    jobs = [j for j in jobs if not j.skipped]  # their rows come from the run that graded them
+    rows = [(j.student, f"{j.notebook}.ipynb", j.failure) for j in jobs if j.failure]
+    rows += [(j.student, f"{j.notebook}.ipynb", note) for j in jobs if not j.failure for note in j.notes]
+    return rows
 
 
 # --------------------------------------------------------------------------- 1. plan
@@ -229,44 +239,74 @@ def _same_cells(sent, received):
     return True
 
 
-def execute(job, settings, limits, hidden):
-    """Run one job in its own sandbox; fills job.executed or job.failure."""
+def execute_job(notebook_json, settings, limits, hidden=()):
+    """Run one sanitized notebook (a JSON string) in its own sandbox on this machine.
+
+    Pure data in, data out, so that it runs the same here and on a Dask worker (grader.distributed):
+    returns ``{"executed": JSON string or None, "failure": reason or None, "seconds": float}``. It
+    decides nothing about the result: the coordinator checks it (``accept``).
+    """
+    if isinstance(limits, dict):
+        limits = sandbox.Limits(**limits)
     started = time.monotonic()
+    executed = failure = None
     folder = Path(tempfile.mkdtemp(prefix="grader-"))
     try:
-        nbformat.write(job.sanitized, folder / "input.ipynb")
+        (folder / "input.ipynb").write_text(notebook_json, encoding="utf-8")
         (folder / "settings.json").write_text(json.dumps(settings))
         result = sandbox.run(folder, [sandbox.sys.executable, "-m", "grader.execute_worker", str(sandbox.INSIDE)],
                              limits, hidden=hidden)
         output = folder / "output.ipynb"
         if result.timed_out:
-            job.failure = f"the notebook ran longer than {limits.wall_seconds:g} s and was stopped: scored 0"
+            failure = f"the notebook ran longer than {limits.wall_seconds:g} s and was stopped: scored 0"
         elif not output.is_file():
             reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
-            job.failure = f"execution failed ({reason[:200]}): scored 0"
+            failure = f"execution failed ({reason[:200]}): scored 0"
         elif output.stat().st_size > limits.max_output_bytes:
-            job.failure = f"outputs larger than {limits.max_output_bytes // 2**20} MiB: scored 0"
+            failure = f"outputs larger than {limits.max_output_bytes // 2**20} MiB: scored 0"
         else:
-            executed = nbformat.read(output, as_version=4)
-            if not _same_cells(job.sanitized, executed):
-                job.failure = "the executed notebook came back with altered cells: scored 0"
-            else:
-                job.executed = executed
-                job.notes += sorted({o.evalue for c in executed.cells for o in c.get("outputs", [])
-                                     if o.output_type == "error" and o.ename in ("NotRun", "CellTimeoutError")
-                                     and o.evalue})
+            executed = output.read_text(encoding="utf-8")
     except Exception as error:
-        job.failure = f"grader error ({type(error).__name__}: {error}): scored 0"
+        failure = f"grader error ({type(error).__name__}: {error}): scored 0"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        job.seconds = time.monotonic() - started
+    return {"executed": executed, "failure": failure, "seconds": time.monotonic() - started}
+
+
+def accept(job, outcome):
+    """The coordinator's side of one execution: fills job.executed or job.failure."""
+    job.seconds = outcome.get("seconds", 0.0)
+    if outcome.get("failure") or outcome.get("executed") is None:
+        job.failure = outcome.get("failure") or "grader error (no notebook came back): scored 0"
+        return job
+    try:
+        executed = nbformat.reads(outcome["executed"], as_version=4)
+    except Exception as error:
+        job.failure = f"grader error ({type(error).__name__}: {error}): scored 0"
+        return job
+    if not _same_cells(job.sanitized, executed):
+        job.failure = "the executed notebook came back with altered cells: scored 0"
+    else:
+        job.executed = executed
+        job.notes += sorted({o.evalue for c in executed.cells for o in c.get("outputs", [])
+                             if o.output_type == "error" and o.ename in ("NotRun", "CellTimeoutError")
+                             and o.evalue})
     return job
 
 
-def execute_all(workspace, jobs, limits, workers, progress=None):
+def execute(job, settings, limits, hidden):
+    """Run one job in its own sandbox; fills job.executed or job.failure."""
+    return accept(job, execute_job(nbformat.writes(job.sanitized), settings, limits, hidden))
+
+
+def execute_all(workspace, jobs, limits, workers, progress=None, scheduler=None, announce=None):
     settings = _settings(workspace, limits)
     hidden = [workspace.root]
     runnable = [job for job in jobs if job.sanitized is not None]
+    if scheduler:  # on a Dask cluster; same execute_job and the same checks, see grader.distributed
+        from grader.distributed import execute_on_cluster
+
+        return execute_on_cluster(scheduler, runnable, settings, limits, [str(p) for p in hidden], progress, announce)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(execute, job, settings, limits, hidden) for job in runnable]
         for future in as_completed(futures):
@@ -345,15 +385,114 @@ def totals(workspace, assignment, students):
         return result
 
 
+# --------------------------------------------------------------------------- resume
+
+STATE_VERSION = 1
+
+
+def _state_path(workspace, assignment, student):
+    # Not under autograded/: nbgrader copies every other file there into students' feedback.
+    return workspace.root / "autograde-state" / assignment / f"{student}.json"
+
+
+def fingerprint(workspace, assignment, student, jobs, settings, limits):
+    """What a student's grade depends on: every submitted file (and timestamp.txt) byte for byte, the
+    notebooks as they are run (release cells and the gradebook's tests put back in), and the limits.
+    Changing any of them — a resubmission, a fixed test, a new release, other limits — regrades."""
+    digest = hashlib.sha256(f"course-grader autograde {STATE_VERSION}\n".encode())
+    folder = workspace.root / "submitted" / student / assignment
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.is_file():
+            digest.update(f"file {path.name} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    for job in sorted((j for j in jobs if j.student == student), key=lambda j: j.notebook):
+        if job.sanitized is not None:
+            cells = [[c.cell_type, c.source, c.get("metadata", {})] for c in job.sanitized.cells]
+            canonical = json.dumps([job.sanitized.metadata, cells], sort_keys=True, default=str)
+            digest.update(f"run {job.notebook} {hashlib.sha256(canonical.encode()).hexdigest()}\n".encode())
+    digest.update(json.dumps([settings, dataclasses.asdict(limits)], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def already_graded(workspace, assignment, fingerprints):
+    """Students whose recorded fingerprint matches and whose submission is in the gradebook:
+    {student: the failure rows recorded when they were graded}."""
+    done = {}
+    for student, value in fingerprints.items():
+        try:
+            state = json.loads(_state_path(workspace, assignment, student).read_text())
+        except (OSError, ValueError):
+            continue
+        if state.get("fingerprint") == value:
+            done[student] = [tuple(row) for row in state.get("rows", [])]
+    if done:
+        with workspace.gradebook() as gradebook:
+            for student in list(done):
+                try:
+                    gradebook.find_submission(assignment, student)
+                except MissingEntry:
+                    del done[student]
+    return done
+
+
+def record(workspace, assignment, student, value, rows):
+    """Written after the student's grades are committed to the gradebook, never before."""
+    path = _state_path(workspace, assignment, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"fingerprint": value, "rows": [list(r) for r in rows], "time": time.time()}))
+    temporary.replace(path)
+
+
 # --------------------------------------------------------------------------- the whole batch
 
-def autograde(workspace, assignment, students=None, workers=2, limits=None, progress=None):
+def autograde(workspace, assignment, students=None, workers=2, limits=None, progress=None,
+              scheduler=None, resume=False, announce=None):
+    """Grade a batch. ``scheduler``: a Dask scheduler address (or scheduler file) to execute on
+    instead of this machine. ``resume``: skip students already graded from the same files.
+
+    Each student is scored as soon as all their notebooks have run, so an interrupted batch keeps
+    what it graded; with ``resume`` a restart picks up where it stopped."""
     limits = limits or sandbox.Limits()
-    sandbox.bwrap_path()  # fail early, with the install hint, when bubblewrap is missing
+    if not scheduler:
+        sandbox.bwrap_path()  # fail early, with the install hint, when bubblewrap is missing
     started = time.monotonic()
     jobs, problems = plan(workspace, assignment, students)
     prepare(workspace, jobs)
-    execute_all(workspace, jobs, limits, workers, progress)
     students = sorted({job.student for job in jobs} | {student for student, _, _ in problems})
-    problems += score(workspace, assignment, jobs, students)
-    return BatchResult(jobs, problems, totals(workspace, assignment, students), time.monotonic() - started)
+    settings = _settings(workspace, limits)
+    fingerprints = {student: fingerprint(workspace, assignment, student, jobs, settings, limits)
+                    for student in students}
+    done = already_graded(workspace, assignment, fingerprints) if resume else {}
+    for job in jobs:
+        if job.student in done:
+            job.skipped = True
+            if progress:
+                progress(job)
+    graded_jobs = [job for job in jobs if job.student not in done]
+    problems = [row for row in problems if row[0] not in done]
+    pending = Counter(job.student for job in graded_jobs if job.sanitized is not None)
+
+    def finish(student):
+        own = [job for job in graded_jobs if job.student == student]
+        rows = score(workspace, assignment, own, [student])
+        problems.extend(rows)
+        if not any(job.failure and job.failure.startswith("grader error") for job in own):
+            # a grader error is not the submission's fault: resume runs it again
+            record(workspace, assignment, student, fingerprints[student],
+                   _job_rows(own) + [row for row in problems if row[0] == student])
+
+    def completed(job):
+        if progress:
+            progress(job)
+        pending[job.student] -= 1
+        if pending[job.student] == 0:
+            finish(job.student)
+
+    for student in students:  # nothing of theirs can run: scored (zero) right away
+        if student not in done and student not in pending:
+            finish(student)
+    execute_all(workspace, graded_jobs, limits, workers, completed, scheduler, announce)
+    for student, rows in done.items():
+        problems.extend(rows)
+    return BatchResult(graded_jobs + [job for job in jobs if job.skipped], problems,
+                       totals(workspace, assignment, students), time.monotonic() - started, sorted(done))
