@@ -5,6 +5,7 @@ import tempfile
 import pytest
 
 from support.notebooks import run_notebook_once
+from support.postgres_server import PostgresServer, PostgresUnavailable
 
 CACHE_VARIABLE = "COURSE_TEST_NOTEBOOK_CACHE"
 
@@ -39,3 +40,16 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("notebooks: wall time and kernel peak memory")
         for name, seconds, mib in sorted(rows):
             terminalreporter.write_line(f"{name:55s} {seconds:7.1f} s {mib:8.0f} MiB")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server, started for the module's tests and removed afterwards."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as error:
+        pytest.fail(str(error))  # ./run installs the server; a missing one is a set-up bug, not a skip
+    try:
+        yield server
+    finally:
+        server.stop()

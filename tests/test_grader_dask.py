@@ -36,7 +36,7 @@ import pytest
 
 from grader.workspace import Workspace
 from support.dask_cluster import DaskCluster
-from support.postgres_server import PostgresServer, PostgresUnavailable
+from support.postgres_server import alive
 
 pytestmark = pytest.mark.xdist_group("dask")
 
@@ -110,29 +110,6 @@ def kill_worker_running(cluster, student, stop, killed, settle=2.0):
                 killed.append(pid)
                 return
             time.sleep(0.2)
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailable as error:
-        pytest.fail(str(error))  # ./run installs the server; a missing one is a set-up bug, not a skip
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

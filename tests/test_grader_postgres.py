@@ -23,7 +23,6 @@ import pytest
 
 from grader.workspace import Workspace
 from support.notebooks import ROOT
-from support.postgres_server import PostgresServer, PostgresUnavailable
 
 COURSE_GRADER = str(Path(sys.executable).with_name("course-grader"))
 ASSIGNMENT = "quiz"
@@ -118,18 +117,6 @@ def snapshot(workspace):
                         grade.needs_manual_grade)
     return {"students": students, "source_cells": source_cells, "grade_cells": grade_cells,
             "grades": grades, "totals": totals}
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailable as error:
-        pytest.fail(str(error))  # ./run installs the server; a missing one is a set-up bug, not a skip
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def grade_on_both(postgres, root):

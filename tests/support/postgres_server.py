@@ -103,12 +103,12 @@ class PostgresServer:
         try:
             if self.data.exists() and self.pid:
                 self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "30", "stop", check=False)
-            if self.pid and _alive(self.pid):  # pg_ctl could not stop it: the postmaster takes its children along
+            if self.pid and alive(self.pid):  # pg_ctl could not stop it: the postmaster takes its children along
                 os.kill(self.pid, signal.SIGQUIT)
                 deadline = time.monotonic() + 10
-                while _alive(self.pid) and time.monotonic() < deadline:
+                while alive(self.pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
-                if _alive(self.pid):
+                if alive(self.pid):
                     os.kill(self.pid, signal.SIGKILL)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -120,7 +120,8 @@ class PostgresServer:
         self.stop()
 
 
-def _alive(pid):
+def alive(pid):
+    """Whether ``pid`` runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
