@@ -40,7 +40,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from corpus.answer_variants import COMPILE, VARIANTS  # noqa: E402
+from corpus.answer_variants import COMPILE, VARIANTS, pack_into_submissions as pack  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "200"}
@@ -61,21 +61,6 @@ def full_points(solutions, notebook):
     source = nbformat.read(solutions / ASSIGNMENT / f"{notebook}.ipynb", as_version=4)
     return {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"]) for c in source.cells
             if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")}
-
-
-def pack(variants):
-    """Variants touching disjoint cells share one submission (as the grading corpus test does)."""
-    packs = []
-    for variant in variants:
-        touched = set(variant.cells) | set(variant.expect)
-        for packed in packs:
-            if not touched & packed["touched"]:
-                packed["variants"].append(variant)
-                packed["touched"] |= touched
-                break
-        else:
-            packs.append({"variants": [variant], "touched": touched})
-    return [p["variants"] for p in packs]
 
 
 def kinds():

@@ -27,7 +27,6 @@ Exit status 1 if the gradebooks differ.
 """
 
 import argparse
-import copy
 import math
 import shutil
 import statistics
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.dask_cluster import DaskCluster  # noqa: E402
+from support.nbgrader_course import fill_answers  # noqa: E402
 
 from grader import autograde as ag  # noqa: E402
 from grader import distributed as gd  # noqa: E402
@@ -82,13 +82,7 @@ class Phases:
             setattr(ag, name, original)
 
 
-def fill(release, answers):
-    notebook = copy.deepcopy(release)
-    for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return notebook
+fill = fill_answers
 
 
 def make_workspace(folder, assignment, submissions):

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from support.nbgrader_course import fill_answers
 from support.notebooks import ROOT
 
 CLI = str(Path(sys.executable).with_name("course-grader"))
@@ -35,12 +36,7 @@ def grader(*args, workspace=None):
 
 
 def answered(release, answers=RIGHT):
-    notebook = copy.deepcopy(release)
-    for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return notebook
+    return fill_answers(release, answers)
 
 
 def cell_index(notebook, grade_id):

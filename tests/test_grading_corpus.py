@@ -9,25 +9,10 @@ from collections import defaultdict
 
 import pytest
 
-from corpus.answer_variants import VARIANTS
+from corpus.answer_variants import VARIANTS, pack_into_submissions
 from support.nbgrader_course import Course
 
 NOTEBOOKS = sorted({variant.notebook for variant in VARIANTS})
-
-
-def pack_into_submissions(variants):
-    """Greedy packing: each submission holds variants that touch disjoint cells."""
-    submissions = []
-    for variant in variants:
-        touched = set(variant.cells) | set(variant.expect)
-        for submission in submissions:
-            if not touched & submission["touched"]:
-                submission["variants"].append(variant)
-                submission["touched"] |= touched
-                break
-        else:
-            submissions.append({"variants": [variant], "touched": touched})
-    return [submission["variants"] for submission in submissions]
 
 
 @pytest.mark.parametrize("notebook_path", NOTEBOOKS)

@@ -323,3 +323,18 @@ VARIANTS += [
     tune("an Adam object instead of settings", "wrong",
          "from tensorflow.keras.optimizers import Adam\nADAM_SETTINGS = Adam(learning_rate=0.03)", 0, 0, 0),
 ]
+
+
+def pack_into_submissions(variants):
+    """Greedy packing: each submission holds variants that touch disjoint cells."""
+    submissions = []
+    for variant in variants:
+        touched = set(variant.cells) | set(variant.expect)
+        for submission in submissions:
+            if not touched & submission["touched"]:
+                submission["variants"].append(variant)
+                submission["touched"] |= touched
+                break
+        else:
+            submissions.append({"variants": [variant], "touched": touched})
+    return [submission["variants"] for submission in submissions]

@@ -5,6 +5,7 @@ generate_feedback) and its Gradebook API, exactly as an instructor would run the
 only arranges folders and reads results.
 """
 
+import copy
 import os
 import shutil
 import subprocess
@@ -19,6 +20,16 @@ from support.notebooks import ROOT
 NBGRADER = str(Path(sys.executable).with_name("nbgrader"))
 # nbgrader runs `alembic` (its database migrations) from PATH: put the environment's bin first.
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def fill_answers(notebook, answers):
+    """A copy of ``notebook`` whose cells with a grade_id in ``answers`` hold that source."""
+    filled = copy.deepcopy(notebook)
+    for cell in filled.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return filled
 
 
 class Course:
