@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus.answer_variants import COMPILE, VARIANTS, pack_into_submissions as pack  # noqa: E402
+from support.nbgrader_course import fill_answers  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "200"}
@@ -134,14 +135,8 @@ def write_submissions(n, release_folder, solutions, notebooks, target):
 
 
 def fill(release, code, answers):
-    notebook = nbformat.from_dict(release)
-    for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-        elif grade_id in code:
-            cell.source = code[grade_id]
-    return notebook
+    """The release with ``code`` (the solution) in its answer cells, ``answers`` taking precedence."""
+    return fill_answers(nbformat.from_dict(release), {**code, **answers})
 
 
 # --------------------------------------------------------------------------- workspaces

@@ -22,6 +22,7 @@ import nbformat
 import pytest
 
 from grader.workspace import Workspace
+from support.nbgrader_course import fill_answers
 from support.notebooks import ROOT
 
 COURSE_GRADER = str(Path(sys.executable).with_name("course-grader"))
@@ -60,14 +61,7 @@ def fill(release, solution, answers):
     """The release notebook with the solution's code in every answer cell but those in ``answers``."""
     solution_code = {cell.metadata.nbgrader["grade_id"]: cell.source for cell in solution.cells
                      if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")}
-    notebook = nbformat.from_dict(release)
-    for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-        elif grade_id in solution_code:
-            cell.source = solution_code[grade_id]
-    return notebook
+    return fill_answers(nbformat.from_dict(release), {**solution_code, **answers})
 
 
 def write_lms_export(folder, release_path):
