@@ -15,8 +15,8 @@ Prints the seconds per submission of each and the throughput ratio (ours / stock
 target is >= 4x on 2 cores), then compares the two gradebooks cell by cell for every submission
 both graded (stock nbgrader gives up on some broken files: those are listed, with what we gave
 them) and checks every score against the points the answer deserves. Then profiles where the time
-of one submission goes in our path (sandbox start, worker imports, kernel start, each cell, the
-coordinator's nbgrader steps) and times the fork-server alternative.
+of one submission goes in our path (the coordinator's nbgrader steps, a worker's start, and one
+notebook in a warm worker: fork and isolation, cells, teardown; wall and CPU).
 
 Exit status: 1 if a score differs between the gradebooks or from the expected points, 2 if only
 the throughput target is missed, 0 otherwise.
@@ -179,83 +179,22 @@ def stock_graded(workspace, student, notebooks):
 
 # --------------------------------------------------------------------------- profile
 
-PROFILE_WORKER = r'''
-import json, sys, time
-t0 = time.time()
-import nbformat
-from nbclient import NotebookClient
-ta = time.time()
-import grader.execute_worker as worker  # what the real worker imports on top: nbgrader.preprocessors
-t1 = time.time()
-settings = json.load(open("settings.json"))
-notebook = nbformat.read("input.ipynb", as_version=4)
-client = NotebookClient(notebook, timeout=settings["cell_seconds"], kernel_name="python3", allow_errors=True,
-                        interrupt_on_timeout=True, raise_on_iopub_timeout=False,
-                        extra_arguments=["--HistoryManager.hist_file=:memory:"],
-                        resources={"metadata": {"path": "."}}, shutdown_kernel=sys.argv[1])
-cells = []
-with client.setup_kernel():
-    t2 = time.time()
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code":
-            started = time.time()
-            client.execute_cell(cell, index)
-            cells.append((cell.metadata.get("nbgrader", {}).get("grade_id", str(index)), time.time() - started))
-    t3 = time.time()
-t4 = time.time()
-json.dump({"t0": t0, "imports": t1 - t0, "nbclient_imports": ta - t0, "kernel_start": t2 - t1, "cells": cells, "kernel_stop": t4 - t3},
-          open("profile.json", "w"))
-'''
-
-FORK_EXPERIMENT = r'''
-import json, os, sys, time
-import nbformat
-t0 = time.time()
-import coursekit  # quiet TensorFlow first, as the kernel does
-import tensorflow  # noqa: F401  (imported once; no TensorFlow op runs in this parent)
-from coursekit import grading  # noqa: F401
-imported = time.time() - t0
-notebook = nbformat.read(sys.argv[1], as_version=4)
-code = [c.source for c in notebook.cells if c.cell_type == "code"]
-children = []
-for _ in range(int(sys.argv[2])):
-    started = time.time()
-    pid = os.fork()
-    if pid == 0:
-        namespace = {"__name__": "__main__"}
-        failed = 0
-        for source in code:
-            try:
-                exec(compile(source, "<cell>", "exec"), namespace)
-            except BaseException:
-                failed += 1
-        os._exit(min(failed, 100))
-    _, status = os.waitpid(pid, 0)
-    children.append((time.time() - started, os.waitstatus_to_exitcode(status)))
-print(json.dumps({"parent_import": imported, "children": children}))
-'''
+def _system_cpu_seconds():
+    """CPU seconds all processes of the machine have used (what a job costs across its processes)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
 
-def _breakdown(before, after, timings):
-    cells = timings["cells"]
-    ran = timings["t0"] + timings["imports"] + timings["kernel_start"] + sum(s for _, s in cells)
-    return {
-        "sandbox + interpreter start (to the worker's first line)": timings["t0"] - before,
-        "worker imports: nbclient + nbformat": timings["nbclient_imports"],
-        "worker imports: nbgrader.preprocessors (imports all of nbgrader)":
-            timings["imports"] - timings["nbclient_imports"],
-        "kernel start (ipykernel ready)": timings["kernel_start"],
-        f"cell 1 ({cells[0][0]}: import coursekit + tensorflow.keras)": cells[0][1],
-        f"cells 2..{len(cells)} (4 answers + 12 checks)": sum(s for _, s in cells[1:]),
-        "kernel shutdown, worker exit, sandbox teardown": after - ran,
-        "= one notebook in its sandbox, alone": after - before,
-    }
+def _timestamp(value):
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def profile(workspace, repeats=3):
     """Where one submission's time goes in our path, run alone (no other sandbox running).
     Each step is run ``repeats`` times; the minimum is reported (the machine may be shared)."""
-    from grader import sandbox
+    from grader import forkserver, sandbox
     from grader.autograde import _settings, plan, prepare, score
     from grader.workspace import Workspace
 
@@ -271,55 +210,40 @@ def profile(workspace, repeats=3):
         path = ws.root / "autograded" / graded_job.student / ASSIGNMENT / f"{graded_job.notebook}.ipynb"
         graded_job.executed = nbformat.read(path, as_version=4) if path.is_file() else None
     mine = [j for j in jobs if j.student == "s01"]
-    folder = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
-    try:
-        for _ in range(repeats):
-            started = time.perf_counter()
-            run([BIN / "course-grader", "--help"])
-            add("course-grader start-up (--help; imports nbgrader)", time.perf_counter() - started)
-            started = time.perf_counter()
-            prepare(ws, jobs)
-            add("coordinator: read + nbgrader sanitize, per notebook", (time.perf_counter() - started) / len(jobs))
-            started = time.perf_counter()
-            score(ws, ASSIGNMENT, mine, ["s01"])
-            add("coordinator: nbgrader scoring into the gradebook, per student", time.perf_counter() - started)
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=True)
-            add("python -c pass, bare", time.perf_counter() - started)
-            started = time.perf_counter()
-            result = sandbox.run(folder, [sys.executable, "-c", "pass"], limits, hidden=[ws.root])
-            assert result.returncode == 0, result.stderr
-            add("python -c pass, in the sandbox (bwrap)", time.perf_counter() - started)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run([BIN / "course-grader", "--help"])
+        add("course-grader start-up (--help; imports nbgrader)", time.perf_counter() - started)
+        started = time.perf_counter()
+        prepare(ws, jobs)
+        add("coordinator: read + nbgrader sanitize, per notebook", (time.perf_counter() - started) / len(jobs))
+        started = time.perf_counter()
+        score(ws, ASSIGNMENT, mine, ["s01"])
+        add("coordinator: nbgrader scoring into the gradebook, per student", time.perf_counter() - started)
 
-        job = next(j for j in jobs if j.student == "s01" and j.notebook == NOTEBOOK)
-        nbformat.write(job.sanitized, folder / "input.ipynb")
-        (folder / "settings.json").write_text(json.dumps(_settings(ws, limits)))
-        (folder / "profile_worker.py").write_text(PROFILE_WORKER)
-        for _ in range(repeats):
-            for shutdown in ("graceful", "immediate"):
-                before = time.time()
-                result = sandbox.run(folder, [sys.executable, str(sandbox.INSIDE / "profile_worker.py"), shutdown],
-                                     limits, hidden=[ws.root])
-                after = time.time()
-                assert result.returncode == 0, result.stderr
-                timings = json.loads((folder / "profile.json").read_text())
-                for name, seconds in _breakdown(before, after, timings).items():
-                    if shutdown == "graceful":
-                        add(name, seconds)
-                    elif name.startswith(("kernel shutdown", "=")):
-                        add(f"  with NotebookClient(shutdown_kernel='immediate'): {name.lstrip('= ')}", seconds)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    report = {name: min(values) for name, values in samples.items()}
-
-    with tempfile.TemporaryDirectory() as scratch:
-        nbformat.write(job.sanitized, Path(scratch) / "input.ipynb")
-        (Path(scratch) / "fork.py").write_text(FORK_EXPERIMENT)
-        env = {**ENV, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        out = subprocess.run([sys.executable, str(Path(scratch) / "fork.py"), str(Path(scratch) / "input.ipynb"),
-                              str(repeats)], capture_output=True, text=True, env=env, cwd=scratch, timeout=600)
-        fork = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
-    return report, fork
+    job = next(j for j in jobs if j.student == "s01" and j.notebook == NOTEBOOK)
+    notebook_json, settings = nbformat.writes(job.sanitized), _settings(ws, limits)
+    for _ in range(repeats):
+        server = forkserver.ForkServer(limits, [ws.root])
+        try:
+            started = time.perf_counter()
+            server.wait_ready()
+            add("worker sandbox start: bwrap + zygote imports TensorFlow (once per worker)",
+                time.perf_counter() - started)
+            for _ in range(repeats):
+                cpu, started = _system_cpu_seconds(), time.time()
+                executed = nbformat.reads(server.run(notebook_json, settings, limits), as_version=4)
+                finished, cpu = time.time(), _system_cpu_seconds() - cpu
+                timing = [c.metadata.get("execution", {}) for c in executed.cells if c.cell_type == "code"]
+                first, last = _timestamp(timing[0]["iopub.status.busy"]), _timestamp(timing[-1]["iopub.status.idle"])
+                add("one notebook, warm worker: fork driver + kernel, isolate, kernel ready", first - started)
+                add(f"  its {len(timing)} cells (4 answers + 12 checks)", last - first)
+                add("  kernel killed, results back to the coordinator", finished - last)
+                add("= one notebook, warm worker, wall", finished - started)
+                add("= one notebook, warm worker, CPU of all its processes", cpu)
+        finally:
+            server.remove()
+    return {name: min(values) for name, values in samples.items()}
 
 
 # --------------------------------------------------------------------------- main
@@ -422,15 +346,10 @@ def main():
             print(f"  UNEXPECTED {student} ({label}): (got, expected) {what}")
 
         if not args.no_profile:
-            report, fork = profile(ours_ws)
+            report = profile(ours_ws)
             print("\nwhere one submission's time goes in course-grader (one notebook, alone; minimum of 3 runs, seconds):")
             for name, seconds in report.items():
-                print(f"  {name:68s} {seconds:6.2f}")
-            if fork:
-                children = ", ".join(f"{s:.2f}" for s, _ in fork["children"])
-                print(f"fork-server alternative: parent imports coursekit + TensorFlow once in "
-                      f"{fork['parent_import']:.2f} s; each forked child runs the notebook's code in: {children} s "
-                      f"(exit codes {[c for _, c in fork['children']]}: failed cells)")
+                print(f"  {name:76s} {seconds:6.2f}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -39,10 +39,11 @@ from nbgrader.api import MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
-                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+                                    IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec,
+                                    SaveAutoGrades)
 from traitlets.config import Config
 
-from grader import sandbox
+from grader import forkserver, sandbox
 from grader.workspace import WorkspaceError
 
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
@@ -244,36 +245,37 @@ def execute_job(notebook_json, settings, limits, hidden=()):
 
     Pure data in, data out, so that it runs the same here and on a Dask worker (grader.distributed):
     returns ``{"executed": JSON string or None, "failure": reason or None, "seconds": float}``. It
-    decides nothing about the result: the coordinator checks it (``accept``).
+    decides nothing about the result: the coordinator checks it (``accept``). The notebook runs in
+    a child forked by this thread's warm sandbox (``grader.forkserver``, ``grader.zygote``).
     """
     if isinstance(limits, dict):
         limits = sandbox.Limits(**limits)
     started = time.monotonic()
     executed = failure = None
-    folder = Path(tempfile.mkdtemp(prefix="grader-"))
+    server = forkserver.acquire(limits, hidden)
     try:
-        (folder / "input.ipynb").write_text(notebook_json, encoding="utf-8")
-        (folder / "settings.json").write_text(json.dumps(settings))
-        result = sandbox.run(folder, [sandbox.sys.executable, "-m", "grader.execute_worker", str(sandbox.INSIDE)],
-                             limits, hidden=hidden)
-        output = folder / "output.ipynb"
-        if result.timed_out:
-            failure = f"the notebook ran longer than {limits.wall_seconds:g} s and was stopped: scored 0"
-        elif not output.is_file():
-            reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
-            failure = f"execution failed ({reason[:200]}): scored 0"
-        elif output.stat().st_size > limits.max_output_bytes:
-            failure = f"outputs larger than {limits.max_output_bytes // 2**20} MiB: scored 0"
-        else:
-            executed = output.read_text(encoding="utf-8")
+        executed = server.run(notebook_json, settings, limits)
+    except forkserver.JobFailed as error:
+        failure = str(error)
     except Exception as error:
         failure = f"grader error ({type(error).__name__}: {error}): scored 0"
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        forkserver.release(server, limits, hidden)
     return {"executed": executed, "failure": failure, "seconds": time.monotonic() - started}
 
 
-def accept(job, outcome):
+def filter_outputs(notebook, settings):
+    """nbgrader's IgnorePattern and LimitOutput, as ``nbgrader autograde`` applies them after
+    executing (its ClearMetadataPreprocessor is disabled by default)."""
+    resources = {}
+    ignore = IgnorePattern(pattern=settings["ignore_pattern"], enabled=True)
+    notebook, resources = ignore.preprocess(notebook, resources)
+    limit = LimitOutput(max_lines=settings["max_lines"], max_traceback=settings["max_traceback"])
+    notebook, resources = limit.preprocess(notebook, resources)
+    return notebook
+
+
+def accept(job, outcome, settings):
     """The coordinator's side of one execution: fills job.executed or job.failure."""
     job.seconds = outcome.get("seconds", 0.0)
     if outcome.get("failure") or outcome.get("executed") is None:
@@ -287,7 +289,7 @@ def accept(job, outcome):
     if not _same_cells(job.sanitized, executed):
         job.failure = "the executed notebook came back with altered cells: scored 0"
     else:
-        job.executed = executed
+        job.executed = filter_outputs(executed, settings)
         job.notes += sorted({o.evalue for c in executed.cells for o in c.get("outputs", [])
                              if o.output_type == "error" and o.ename in ("NotRun", "CellTimeoutError")
                              and o.evalue})
@@ -296,7 +298,7 @@ def accept(job, outcome):
 
 def execute(job, settings, limits, hidden):
     """Run one job in its own sandbox; fills job.executed or job.failure."""
-    return accept(job, execute_job(nbformat.writes(job.sanitized), settings, limits, hidden))
+    return accept(job, execute_job(nbformat.writes(job.sanitized), settings, limits, hidden), settings)
 
 
 def execute_all(workspace, jobs, limits, workers, progress=None, scheduler=None, announce=None):
@@ -453,46 +455,51 @@ def autograde(workspace, assignment, students=None, workers=2, limits=None, prog
     Each student is scored as soon as all their notebooks have run, so an interrupted batch keeps
     what it graded; with ``resume`` a restart picks up where it stopped."""
     limits = limits or sandbox.Limits()
+    started = time.monotonic()
     if not scheduler:
         sandbox.bwrap_path()  # fail early, with the install hint, when bubblewrap is missing
-    started = time.monotonic()
-    jobs, problems = plan(workspace, assignment, students)
-    prepare(workspace, jobs)
-    students = sorted({job.student for job in jobs} | {student for student, _, _ in problems})
-    settings = _settings(workspace, limits)
-    fingerprints = {student: fingerprint(workspace, assignment, student, jobs, settings, limits)
-                    for student in students}
-    done = already_graded(workspace, assignment, fingerprints) if resume else {}
-    for job in jobs:
-        if job.student in done:
-            job.skipped = True
+        # The workers' sandboxes import TensorFlow (~3 s) while we read and sanitize the submissions.
+        forkserver.prestart(limits, [workspace.root], workers)
+    try:
+        jobs, problems = plan(workspace, assignment, students)
+        prepare(workspace, jobs)
+        students = sorted({job.student for job in jobs} | {student for student, _, _ in problems})
+        settings = _settings(workspace, limits)
+        fingerprints = {student: fingerprint(workspace, assignment, student, jobs, settings, limits)
+                        for student in students}
+        done = already_graded(workspace, assignment, fingerprints) if resume else {}
+        for job in jobs:
+            if job.student in done:
+                job.skipped = True
+                if progress:
+                    progress(job)
+        graded_jobs = [job for job in jobs if job.student not in done]
+        problems = [row for row in problems if row[0] not in done]
+        pending = Counter(job.student for job in graded_jobs if job.sanitized is not None)
+
+        def finish(student):
+            own = [job for job in graded_jobs if job.student == student]
+            rows = score(workspace, assignment, own, [student])
+            problems.extend(rows)
+            if not any(job.failure and job.failure.startswith("grader error") for job in own):
+                # a grader error is not the submission's fault: resume runs it again
+                record(workspace, assignment, student, fingerprints[student],
+                       _job_rows(own) + [row for row in problems if row[0] == student])
+
+        def completed(job):
             if progress:
                 progress(job)
-    graded_jobs = [job for job in jobs if job.student not in done]
-    problems = [row for row in problems if row[0] not in done]
-    pending = Counter(job.student for job in graded_jobs if job.sanitized is not None)
+            pending[job.student] -= 1
+            if pending[job.student] == 0:
+                finish(job.student)
 
-    def finish(student):
-        own = [job for job in graded_jobs if job.student == student]
-        rows = score(workspace, assignment, own, [student])
-        problems.extend(rows)
-        if not any(job.failure and job.failure.startswith("grader error") for job in own):
-            # a grader error is not the submission's fault: resume runs it again
-            record(workspace, assignment, student, fingerprints[student],
-                   _job_rows(own) + [row for row in problems if row[0] == student])
-
-    def completed(job):
-        if progress:
-            progress(job)
-        pending[job.student] -= 1
-        if pending[job.student] == 0:
-            finish(job.student)
-
-    for student in students:  # nothing of theirs can run: scored (zero) right away
-        if student not in done and student not in pending:
-            finish(student)
-    execute_all(workspace, graded_jobs, limits, workers, completed, scheduler, announce)
-    for student, rows in done.items():
-        problems.extend(rows)
+        for student in students:  # nothing of theirs can run: scored (zero) right away
+            if student not in done and student not in pending:
+                finish(student)
+        execute_all(workspace, graded_jobs, limits, workers, completed, scheduler, announce)
+        for student, rows in done.items():
+            problems.extend(rows)
+    finally:
+        forkserver.close_all()  # every worker sandbox of this batch, even after an error
     return BatchResult(graded_jobs + [job for job in jobs if job.skipped], problems,
                        totals(workspace, assignment, students), time.monotonic() - started, sorted(done))

@@ -157,7 +157,7 @@ def execute_on_cluster(scheduler, jobs, settings, limits, hidden, progress=None,
             except (Exception, asyncio.CancelledError, concurrent.futures.CancelledError) as error:
                 # the scheduler lost, a task cancelled: not the submission's fault
                 outcome = {"failure": f"grader error (Dask: {type(error).__name__}: {error}): scored 0"}
-            autograde.accept(job, outcome)
+            autograde.accept(job, outcome, settings)
             future.release()
             if progress:
                 progress(job)

@@ -77,8 +77,8 @@ def _visible_again():
     return sorted(paths, key=lambda p: len(p.parts))
 
 
-def command(folder, argv, hidden=()):
-    """The bwrap command line that runs ``argv`` inside a sandbox around ``folder``."""
+def command(folder, argv, hidden=(), inside=INSIDE):
+    """The bwrap command line that runs ``argv`` inside a sandbox around ``folder`` (seen at ``inside``)."""
     cmd = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--tmpfs", "/var/tmp"]
     for path in _hidden_paths(hidden):
@@ -87,14 +87,14 @@ def command(folder, argv, hidden=()):
     for path in _visible_again():
         if path.exists():
             cmd += ["--ro-bind", str(path), str(path)]
-    cmd += ["--bind", str(folder), str(INSIDE), "--chdir", str(INSIDE),
+    cmd += ["--bind", str(folder), str(inside), "--chdir", str(inside),
             "--unshare-user", "--uid", "65534", "--gid", "65534",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox",
             "--die-with-parent", "--new-session",
             "--clearenv",
-            "--setenv", "HOME", str(INSIDE / ".home"),
-            "--setenv", "IPYTHONDIR", str(INSIDE / ".home" / ".ipython"),
-            "--setenv", "JUPYTER_RUNTIME_DIR", str(INSIDE / ".home" / "runtime"),
+            "--setenv", "HOME", str(inside / ".home"),
+            "--setenv", "IPYTHONDIR", str(inside / ".home" / ".ipython"),
+            "--setenv", "JUPYTER_RUNTIME_DIR", str(inside / ".home" / "runtime"),
             "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "--setenv", "MPLBACKEND", "agg",
             # Two workers share two cores: one thread per TensorFlow/BLAS pool avoids thrashing.

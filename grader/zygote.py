@@ -1,0 +1,285 @@
+"""Inside a worker's sandbox: import TensorFlow once, then fork one fresh, isolated child per notebook.
+
+    python -m grader.zygote
+
+The coordinator binds its spool folder at ``SPOOL`` (``/tmp/spool``) of the worker's sandbox.
+
+Importing TensorFlow, IPython and the course's helpers costs a Python process about 3 s of CPU,
+more than running a whole exercise notebook. This process (the *zygote*, the name Android gives
+the same idea) pays it once per worker: it imports everything a kernel and its driver need,
+never runs a TensorFlow op (a child forked after one hangs), and then, for each notebook the
+coordinator sends (one JSON line on stdin naming a folder of the spool), forks:
+
+* a **driver** that gives itself new user, mount, PID and IPC namespaces, a private ``/tmp``,
+  ``/dev/shm`` and ``/var/tmp``, and sees only its own job folder (the spool is covered); it locks
+  these mounts (a second user namespace, as bubblewrap does) so nothing below can undo them,
+  then runs the notebook with nbclient (``grader.execute_worker``);
+* the **kernel**, forked by the driver into the new PID namespace as its first process, so that
+  when it dies every process the student's code started dies with it.
+
+The zygote is not dumpable (``PR_SET_DUMPABLE`` 0), so the kernel can neither trace it nor read
+its memory or its view of the spool through ``/proc``; the kernel cannot signal it either, since
+it is outside the kernel's PID namespace. The zygote enforces each notebook's wall-clock limit and
+kills the whole PID namespace at the end of every job, so nothing a submission starts outlives it.
+
+Why by hand: bubblewrap builds the worker's sandbox (``grader.sandbox``), but it can only
+``exec`` a new program, which throws the imported TensorFlow away; no maintained library forks
+a warm Python process into namespaces, so the few system calls below go through ctypes.
+"""
+
+import ctypes
+import gc
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+SPOOL = Path("/tmp/spool")        # the worker's job folders, as the zygote sees them
+INSIDE = Path("/tmp/submission")  # the job folder, as the notebook sees it (grader.sandbox.INSIDE)
+KERNEL_FILE_BYTES = 512 * 2**20   # the largest file the student's code may write
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x08000000
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+
+
+def _check(result, what):
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _unshare(flags, what):
+    uid, gid = os.getuid(), os.getgid()
+    _check(_libc.unshare(flags), f"unshare {what}")
+    if flags & CLONE_NEWUSER:  # the same user id inside, so files keep their owner
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1\n")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1\n")
+
+
+def _mount(source, target, fstype=None, flags=0, data=None):
+    encode = lambda value: None if value is None else str(value).encode()  # noqa: E731
+    _check(_libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)),
+           f"mount {target}")
+
+
+def isolate(job_folder):
+    """Turn the calling (driver) process into this job's private world; see the module's doc."""
+    _unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC, "for the job")
+    _mount("none", "/", flags=MS_REC | MS_PRIVATE)
+    job = os.open(job_folder, os.O_PATH | os.O_DIRECTORY)  # still reachable once /tmp is covered
+    for private in ("/tmp", "/dev/shm", "/var/tmp"):  # a fresh /tmp also covers the spool below it
+        _mount("tmpfs", private, "tmpfs", data="mode=1777")
+    INSIDE.mkdir()
+    _mount(f"/proc/self/fd/{job}", INSIDE, flags=MS_BIND)
+    os.close(job)
+    # Mounts made in a user namespace can be undone by anyone holding its capabilities; entering a
+    # second one locks them (as bubblewrap does), so the student's code cannot uncover the spool.
+    _unshare(CLONE_NEWUSER | CLONE_NEWNS, "to lock the mounts")
+    os.chdir(INSIDE)
+    home = INSIDE / ".home"
+    os.environ.update(HOME=str(home), IPYTHONDIR=str(home / ".ipython"), MPLCONFIGDIR=str(home / ".matplotlib"),
+                      JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_DATA_DIR=str(home / "data"))
+
+
+def start_kernel(connection_file, close_fds=()):
+    """Start the kernel in a new PID namespace. Returns the pid of that namespace's first process.
+
+    ``close_fds``: the driver's private descriptors, closed before any of the student's code runs.
+    A process that has unshared its PID namespace can no longer start threads (the driver needs
+    them for ZeroMQ), so a short-lived middle process unshares it and forks the namespace's first
+    process, which forks the kernel. That first process (``_init``) is not the kernel because the
+    first process of a namespace ignores signals it has no handler for, even SIGKILL sent to
+    itself: a kernel that kills itself must die as it would anywhere else. The driver treats the
+    first process as the kernel: it is the driver's child once the middle process has gone (the
+    driver is a subreaper), it forwards interrupts to the kernel, exits when the kernel does, and
+    killing it kills everything in the namespace.
+    """
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    pid_read, pid_write = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            os.close(pid_read)
+            _unshare(CLONE_NEWPID, "for the kernel")
+            init = os.fork()
+            if init == 0:
+                os.close(pid_write)
+                _init(connection_file, close_fds)
+            os.write(pid_write, f"{init}\n".encode())
+        finally:
+            os._exit(0)
+    os.close(pid_write)
+    with os.fdopen(pid_read) as pipe:
+        init = int(pipe.readline())
+    os.waitpid(middle, 0)
+    return init
+
+
+def _init(connection_file, close_fds):
+    """The first process of the kernel's PID namespace: forwards interrupts, exits with the kernel."""
+    try:
+        kernel = os.fork()
+        if kernel == 0:
+            _kernel(connection_file, close_fds)
+        for fd in close_fds:
+            os.close(fd)
+        forward = lambda signum, frame: os.kill(kernel, signum)  # noqa: E731
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, forward)
+        while True:
+            pid, status = os.waitpid(-1, 0)  # also reaps the kernel's orphans
+            if pid == kernel:
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    finally:
+        os._exit(1)
+
+
+def _kernel(connection_file, close_fds):
+    try:
+        for fd in close_fds:
+            os.close(fd)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (KERNEL_FILE_BYTES, KERNEL_FILE_BYTES))
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(["-f", str(connection_file), "--HistoryManager.hist_file=:memory:",
+                        "--InteractiveShellApp.matplotlib=inline"])
+        app.start()
+    finally:
+        os._exit(0)
+
+
+def preload():
+    """Everything a kernel and its driver import, imported once. No TensorFlow op may run here."""
+    import coursekit  # noqa: F401  (sets TensorFlow's quiet logging before it loads)
+    import coursekit.grading  # noqa: F401
+    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.kernelapp  # noqa: F401
+    import keras  # noqa: F401
+    import matplotlib
+    import matplotlib_inline.backend_inline  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot  # noqa: F401
+
+    from grader import execute_worker  # noqa: F401  (nbclient, nbformat, jupyter_client)
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap():
+    """Collect every finished child; orphans of a job come to us (PR_SET_CHILD_SUBREAPER)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def run_job(spool, name, wall_seconds, channel):
+    """Fork the driver for one job, enforce the wall-clock limit, and clean up after it.
+    ``channel``: our replies to the coordinator; no job may hold it."""
+    job_folder = spool / name
+    report_read, report_write = os.pipe()
+    started = time.monotonic()
+    driver = os.fork()
+    if driver == 0:
+        os.close(report_read)
+        code = 1
+        try:
+            os.close(channel)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            with open(job_folder / "driver-stderr.txt", "w") as log:
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+            isolate(job_folder)
+            from grader import execute_worker
+
+            execute_worker.main(INSIDE, start_kernel, report_write)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(report_write)
+    deadline = started + wall_seconds
+    kernel, status, timed_out = None, None, False
+    with os.fdopen(report_read, "rb") as reports:
+        # The driver writes the kernel's pid as soon as it has forked it, so that we can kill the
+        # kernel's PID namespace whatever happens to the driver.
+        driver_fd = os.pidfd_open(driver)
+        try:
+            while status is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                watched = [driver_fd] if kernel or reports.closed else [driver_fd, reports]
+                ready, _, _ = select.select(watched, [], [], remaining)
+                if reports in ready:
+                    line = reports.readline()
+                    if line.strip().isdigit():
+                        kernel = int(line)
+                    else:  # the driver failed before starting the kernel
+                        reports.close()
+                if driver_fd in ready:
+                    _, status = os.waitpid(driver, 0)
+        finally:
+            os.close(driver_fd)
+    if kernel:
+        _kill(kernel)  # the first process of the job's PID namespace: everything in it dies
+    if status is None:
+        _kill(driver)
+        os.waitpid(driver, 0)
+    _reap()
+    return {"job": name, "timed_out": timed_out, "returncode": os.waitstatus_to_exitcode(status) if status else 0,
+            "seconds": time.monotonic() - started}
+
+
+def main(spool=SPOOL):
+    spool = Path(spool)
+    replies = os.fdopen(os.dup(1), "w")  # our only channel to the coordinator
+    os.dup2(2, 1)                        # anything else printed goes to the log
+    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    preload()
+    # Every child starts with the objects imported here. Python's garbage collector writes into
+    # each object it visits, which would make every child copy the pages of all of them (the
+    # copy-on-write that makes forking cheap); frozen objects are never visited again.
+    gc.freeze()
+    replies.write(json.dumps({"ready": True}) + "\n")
+    replies.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            reply = run_job(spool, request["job"], request["wall_seconds"], replies.fileno())
+        except Exception as error:  # the zygote itself must survive anything a job does
+            reply = {"job": request["job"], "error": f"{type(error).__name__}: {error}"}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()

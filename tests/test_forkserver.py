@@ -1,0 +1,126 @@
+"""One worker's sandbox runs notebook after notebook: nothing one leaves behind may reach the next.
+
+These tests drive a real ``grader.forkserver.ForkServer`` (bubblewrap + the TensorFlow zygote)
+with small hostile notebooks, one after the other in the same worker, and read what the next
+notebook could see. The grading-level outcomes are in test_grader_robustness.py.
+"""
+
+import json
+import os
+
+import nbformat
+import pytest
+
+from grader import forkserver, sandbox
+
+LIMITS = sandbox.Limits(wall_seconds=60, cell_seconds=20, memory_mib=4096)
+SETTINGS = {"cell_seconds": LIMITS.cell_seconds}
+MARKER = "271.828"
+
+
+def notebook(*cells):
+    return nbformat.writes(nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in cells],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}))
+
+
+def printed(executed_json):
+    executed = nbformat.reads(executed_json, as_version=4)
+    return ["".join(o.get("text", "") for o in c.outputs if o.output_type == "stream")
+            for c in executed.cells if c.cell_type == "code"]
+
+
+def errors(executed_json):
+    executed = nbformat.reads(executed_json, as_version=4)
+    return [o.ename for c in executed.cells for o in c.outputs if o.output_type == "error"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    server = forkserver.ForkServer(LIMITS)
+    yield server
+    server.remove()
+
+
+def test_a_notebook_runs_and_sees_only_its_own_folder(server):
+    out = server.run(notebook(
+        "import os; print(os.getcwd(), sorted(os.listdir('.')))",
+        "print(os.path.exists('/tmp/spool'), sorted(os.listdir('/tmp')))",
+        "print(os.getuid(), os.getpid())"), SETTINGS, LIMITS)
+    cwd, tmp, ids = printed(out)
+    assert cwd.startswith("/tmp/submission ") and "'input.ipynb'" in cwd
+    assert tmp.strip() == "False ['submission']", "the spool and other jobs' folders must be covered"
+    assert ids.split()[1] == "2", "the kernel is the second process of its own PID namespace"
+
+
+def test_nothing_a_notebook_leaves_behind_reaches_the_next(server):
+    leave = notebook(
+        # a daemon (double fork, new session) that would outlive the notebook...
+        f"import os, subprocess\nsubprocess.Popen(['sleep', '{MARKER}'], start_new_session=True)",
+        # ...files in every writable place...
+        "for place in ['/tmp', '/dev/shm', '/var/tmp', os.path.expanduser('~')]:\n"
+        "    open(os.path.join(place, 'left-behind'), 'w').write('x')",
+        # ...and the channel to the coordinator, if any descriptor still led to it.
+        # (pipes only: the kernel's own ZeroMQ sockets would break this kernel, not the grader)
+        "import json\nfor fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "    try:\n"
+        "        if os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:'):\n"
+        "            os.write(fd, json.dumps({'job': 'job-999', 'timed_out': False}).encode() + b'\\n')\n"
+        "    except OSError:\n        pass")
+    look = notebook(
+        "import os\nalive = []\nfor pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n        alive.append(open(f'/proc/{pid}/cmdline').read().replace('\\0', ' '))\n"
+        "    except OSError:\n        pass\n"
+        f"print(any('sleep {MARKER}' in a for a in alive))",
+        "print([p for p in ['/tmp', '/dev/shm', '/var/tmp', os.path.expanduser('~')]\n"
+        "       if os.path.exists(os.path.join(p, 'left-behind'))])")
+    first = server.run(leave, SETTINGS, LIMITS)
+    assert errors(first) == []
+    second = server.run(look, SETTINGS, LIMITS)  # a reply for job-999 would have been taken as this one's
+    assert printed(second) == ["False\n", "[]\n"]
+
+
+def test_the_zygote_and_the_spool_are_out_of_reach(server):
+    out = server.run(notebook(
+        "import json, os\nmine = os.readlink('/proc/self')\nreached = []\n"
+        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    for what in ('root/tmp', 'cwd', 'mem', 'environ'):\n"
+        "        try:\n"
+        "            if what in ('mem', 'environ'):\n"
+        "                open(f'/proc/{pid}/{what}', 'rb').read(1)\n"
+        "            else:\n"
+        "                os.listdir(f'/proc/{pid}/{what}')\n"
+        "            reached.append([pid, what])\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "print(json.dumps([[pid, what] for pid, what in reached if pid != mine]))",
+        # Unmounting the private /tmp would uncover the spool.
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.umount2(b'/tmp', 2), libc.umount2(b'/tmp/submission', 2), os.path.exists('/tmp/spool'))"),
+        SETTINGS, LIMITS)
+    reached, unmount = printed(out)
+    assert json.loads(reached) == [], "another process's files, memory or view of the spool were reachable"
+    assert unmount.split() == ["-1", "-1", "False"]
+
+
+def test_links_and_pipes_left_for_the_coordinator_are_not_followed(server, tmp_path):
+    out = server.run(notebook(
+        "import os\nos.mkfifo('output.ipynb')\nos.symlink('/etc/passwd', '.output-1.ipynb')", "print('done')"),
+        SETTINGS, LIMITS)
+    assert printed(out) == ["", "done\n"], "the result replaces what the notebook left at its name"
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    assert forkserver.read_regular_file(tmp_path / "pipe", 100) is None  # returns at once, never blocks
+    assert forkserver.read_regular_file(tmp_path / "link", 10**6) is None
+
+
+def test_a_notebook_past_its_wall_time_is_stopped_and_the_worker_goes_on(server):
+    limits = sandbox.Limits(wall_seconds=5, cell_seconds=20, memory_mib=LIMITS.memory_mib)
+    with pytest.raises(forkserver.JobFailed, match="longer than 5 s"):
+        server.run(notebook("import time\ntime.sleep(15)"), SETTINGS, limits)
+    assert printed(server.run(notebook("print(6 * 7)"), SETTINGS, LIMITS)) == ["42\n"]
+
+
+def test_a_dead_zygote_is_replaced(server):
+    server.close()  # as if the sandbox had been killed
+    assert printed(server.run(notebook("print('again')"), SETTINGS, LIMITS)) == ["again\n"]
