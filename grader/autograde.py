@@ -244,8 +244,9 @@ def execute_job(notebook_json, settings, limits, hidden=()):
     """Run one sanitized notebook (a JSON string) in its own sandbox on this machine.
 
     Pure data in, data out, so that it runs the same here and on a Dask worker (grader.distributed):
-    returns ``{"executed": JSON string or None, "failure": reason or None, "seconds": float}``. It
-    decides nothing about the result: the coordinator checks it (``accept``). The notebook runs in
+    returns ``{"executed": JSON or None, "verdicts": the judge's JSON or None, "failure": reason or
+    None, "seconds": float}``. It decides nothing about the result: the coordinator checks it
+    (``accept``). The notebook runs in
     a child forked by this thread's warm sandbox (``grader.forkserver``, ``grader.zygote``).
     """
     if isinstance(limits, dict):
@@ -253,15 +254,57 @@ def execute_job(notebook_json, settings, limits, hidden=()):
     started = time.monotonic()
     executed = failure = None
     server = forkserver.acquire(limits, hidden)
+    verdicts = None
     try:
-        executed = server.run(notebook_json, settings, limits)
+        executed, verdicts = server.run(notebook_json, settings, limits)
     except forkserver.JobFailed as error:
         failure = str(error)
     except Exception as error:
         failure = f"grader error ({type(error).__name__}: {error}): scored 0"
     finally:
         forkserver.release(server, limits, hidden)
-    return {"executed": executed, "failure": failure, "seconds": time.monotonic() - started}
+    return {"executed": executed, "verdicts": verdicts, "failure": failure, "seconds": time.monotonic() - started}
+
+
+def _is_test(cell):
+    grading = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and grading.get("grade") and not grading.get("solution")
+
+
+def apply_verdicts(executed, verdicts_json):
+    """Replace every autograded test cell's outputs with the judge's (``grader.judge``): what the
+    test printed, and an error output if it failed — nbgrader scores a test cell by its error
+    outputs. The outputs the student's kernel gave these cells are dropped: student code could
+    have faked them. A test cell without a verdict scores 0. Returns notes for the failure table."""
+    try:
+        verdicts = json.loads(verdicts_json) if verdicts_json else {"error": "no verdicts came back"}
+    except ValueError:
+        verdicts = {"error": "the verdicts could not be read"}
+    tests = {_grade_id(cell): cell for cell in executed.cells if _is_test(cell)}
+    judged = {}
+    for verdict in verdicts if isinstance(verdicts, list) else []:
+        if isinstance(verdict, dict) and verdict.get("grade_id") in tests:
+            judged[verdict["grade_id"]] = verdict
+    notes = []
+    if set(judged) != set(tests):
+        reason = verdicts.get("error") if isinstance(verdicts, dict) else "some tests have no verdict"
+        notes.append(f"the tests could not be judged ({str(reason)[:200]}): those without a verdict scored 0")
+    for grade_id, cell in tests.items():
+        verdict = judged.get(grade_id)
+        outputs = []
+        if verdict and verdict.get("output"):
+            outputs.append(nbformat.v4.new_output("stream", name="stdout", text=str(verdict["output"])))
+        if verdict is None:
+            outputs.append(nbformat.v4.new_output("error", ename="NotJudged", evalue="this test was not judged",
+                                                  traceback=["NotJudged: this test was not judged"]))
+        elif verdict.get("passed") is not True:
+            error = verdict.get("error") if isinstance(verdict.get("error"), list) else ["Error", "", []]
+            ename, evalue, traceback = (error + ["", "", []])[:3]
+            outputs.append(nbformat.v4.new_output(
+                "error", ename=str(ename), evalue=str(evalue),
+                traceback=[str(line) for line in traceback] if isinstance(traceback, list) else [str(evalue)]))
+        cell.outputs = outputs
+    return notes
 
 
 def filter_outputs(notebook, settings):
@@ -289,6 +332,7 @@ def accept(job, outcome, settings):
     if not _same_cells(job.sanitized, executed):
         job.failure = "the executed notebook came back with altered cells: scored 0"
     else:
+        job.notes += apply_verdicts(executed, outcome.get("verdicts"))
         job.executed = filter_outputs(executed, settings)
         job.notes += sorted({o.evalue for c in executed.cells for o in c.get("outputs", [])
                              if o.output_type == "error" and o.ename in ("NotRun", "CellTimeoutError")

@@ -116,7 +116,8 @@ class ForkServer:
     # ------------------------------------------------------------------ one notebook
 
     def run(self, notebook_json, settings, limits):
-        """Execute one notebook; returns the executed JSON, or raises ``WorkerError``/``JobFailed``."""
+        """Execute and judge one notebook. Returns (the executed notebook's JSON, the judge's verdicts'
+        JSON: a list, or ``{"error": why}``); raises ``WorkerError`` or ``JobFailed``."""
         self.wait_ready()
         self.jobs += 1
         name = f"job-{self.jobs}"
@@ -145,7 +146,11 @@ class ForkServer:
             output = read_regular_file(folder / "output.ipynb", limits.max_output_bytes)
             if output is None:
                 raise JobFailed(f"execution failed ({_last_line(folder / 'driver-stderr.txt')}): scored 0")
-            return output
+            verdicts = read_regular_file(folder / "verdicts.json", limits.max_output_bytes) if reply.get("judged") \
+                else None
+            if verdicts is None:
+                verdicts = json.dumps({"error": _last_line(folder / "judge-stderr.txt")})
+            return output, verdicts
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows links out of the folder
 

@@ -46,6 +46,7 @@ KERNEL_FILE_BYTES = 512 * 2**20   # the largest file the student's code may writ
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x08000000
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
+PRIVATE = (Path("/tmp"), Path("/dev/shm"), Path("/var/tmp"))  # fresh and empty for every job
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 
 
@@ -70,16 +71,32 @@ def _mount(source, target, fstype=None, flags=0, data=None):
            f"mount {target}")
 
 
+def _needed_paths():
+    """What the kernel, driver and judge read: the Python environment and the course's code."""
+    import coursekit
+
+    return sorted({Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
+                   Path(sys.executable).resolve().parent.parent, Path(coursekit.__file__).resolve().parent,
+                   Path(__file__).resolve().parent}, key=lambda p: len(p.parts))
+
+
 def isolate(job_folder):
     """Turn the calling (driver) process into this job's private world; see the module's doc."""
     _unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC, "for the job")
     _mount("none", "/", flags=MS_REC | MS_PRIVATE)
-    job = os.open(job_folder, os.O_PATH | os.O_DIRECTORY)  # still reachable once /tmp is covered
-    for private in ("/tmp", "/dev/shm", "/var/tmp"):  # a fresh /tmp also covers the spool below it
+    # Folders under the private ones that must stay: the job's own, and the Python environment and
+    # course code when they live there (a clone in /tmp, say). Held open, so that they can be
+    # mounted back once /tmp is covered.
+    kept = {INSIDE: os.open(job_folder, os.O_PATH | os.O_DIRECTORY)}
+    for path in _needed_paths():
+        if any(path.is_relative_to(private) for private in PRIVATE) and path.is_dir():
+            kept[path] = os.open(path, os.O_PATH | os.O_DIRECTORY)
+    for private in PRIVATE:  # a fresh /tmp also covers the spool below it
         _mount("tmpfs", private, "tmpfs", data="mode=1777")
-    INSIDE.mkdir()
-    _mount(f"/proc/self/fd/{job}", INSIDE, flags=MS_BIND)
-    os.close(job)
+    for path, fd in kept.items():
+        path.mkdir(parents=True, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, flags=MS_BIND)  # read-only stays read-only: a bind keeps it
+        os.close(fd)
     # Mounts made in a user namespace can be undone by anyone holding its capabilities; entering a
     # second one locks them (as bubblewrap does), so the student's code cannot uncover the spool.
     _unshare(CLONE_NEWUSER | CLONE_NEWNS, "to lock the mounts")
@@ -151,7 +168,10 @@ def _kernel(connection_file, close_fds):
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         resource.setrlimit(resource.RLIMIT_FSIZE, (KERNEL_FILE_BYTES, KERNEL_FILE_BYTES))
+        from coursekit import grading
         from ipykernel.kernelapp import IPKernelApp
+
+        os.environ[grading.TRANSCRIPT_ENV] = str(INSIDE / ".answers")  # what the judge replays
 
         app = IPKernelApp.instance()
         app.initialize(["-f", str(connection_file), "--HistoryManager.hist_file=:memory:",
@@ -175,7 +195,7 @@ def preload():
     matplotlib.use("agg")
     import matplotlib.pyplot  # noqa: F401
 
-    from grader import execute_worker  # noqa: F401  (nbclient, nbformat, jupyter_client)
+    from grader import execute_worker, judge  # noqa: F401  (nbclient, nbformat, jupyter_client)
 
 
 def _kill(pid):
@@ -196,66 +216,105 @@ def _reap():
             return
 
 
-def run_job(spool, name, wall_seconds, channel):
-    """Fork the driver for one job, enforce the wall-clock limit, and clean up after it.
-    ``channel``: our replies to the coordinator; no job may hold it."""
-    job_folder = spool / name
-    report_read, report_write = os.pipe()
-    started = time.monotonic()
-    driver = os.fork()
-    if driver == 0:
-        os.close(report_read)
-        code = 1
-        try:
-            os.close(channel)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            os.dup2(devnull, 0)
-            with open(job_folder / "driver-stderr.txt", "w") as log:
-                os.dup2(log.fileno(), 1)
-                os.dup2(log.fileno(), 2)
-            isolate(job_folder)
-            from grader import execute_worker
+def _fork(job_folder, log_name, channel, work):
+    """Fork a child that isolates itself around the job's folder (``isolate``) and runs ``work``."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.close(channel)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        with open(job_folder / log_name, "w") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        isolate(job_folder)
+        work()
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
 
-            execute_worker.main(INSIDE, start_kernel, report_write)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stderr.flush()
-            os._exit(code)
-    os.close(report_write)
+
+def _wait(pid, deadline, reports=None):
+    """Wait for child ``pid`` until ``deadline``; returns (wait status or None if time ran out, the
+    kernel's pid if ``reports`` delivered it)."""
+    kernel, status = None, None
+    child = os.pidfd_open(pid)
+    try:
+        while status is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            watched = [child] if reports is None or kernel or reports.closed else [child, reports]
+            ready, _, _ = select.select(watched, [], [], remaining)
+            if reports is not None and reports in ready:
+                line = reports.readline()
+                if line.strip().isdigit():
+                    kernel = int(line)
+                else:  # the driver failed before starting the kernel
+                    reports.close()
+            if child in ready:
+                _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(child)
+    if status is None:
+        _kill(pid)
+        os.waitpid(pid, 0)
+    return status, kernel
+
+
+def trusted_tests(job_folder):
+    """The autograded test cells [(grade_id, source)] and the cell time limit, read from the files
+    the coordinator wrote, before any of the student's code runs (it could change them later)."""
+    notebook = json.loads((job_folder / "input.ipynb").read_text(encoding="utf-8"))
+    settings = json.loads((job_folder / "settings.json").read_text())
+    tests = []
+    for cell in notebook.get("cells", []):
+        grading = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "code" and grading.get("grade") and not grading.get("solution"):
+            source = cell.get("source", "")
+            tests.append((grading.get("grade_id"), "".join(source) if isinstance(source, list) else source))
+    return tests, float(settings["cell_seconds"])
+
+
+def run_job(spool, name, wall_seconds, channel):
+    """One notebook: the driver runs it with the student's kernel; once every process of the
+    student's is dead, the judge runs the test cells. Enforces the wall-clock limit on both.
+    ``channel``: our replies to the coordinator; no child may hold it."""
+    from grader import execute_worker, judge
+
+    job_folder = spool / name
+    started = time.monotonic()
     deadline = started + wall_seconds
-    kernel, status, timed_out = None, None, False
+    tests, cell_seconds = trusted_tests(job_folder)
+    report_read, report_write = os.pipe()
+
+    def drive():
+        os.close(report_read)
+        execute_worker.main(INSIDE, start_kernel, report_write)
+
+    driver = _fork(job_folder, "driver-stderr.txt", channel, drive)
+    os.close(report_write)
     with os.fdopen(report_read, "rb") as reports:
-        # The driver writes the kernel's pid as soon as it has forked it, so that we can kill the
+        # The driver reports the kernel's pid as soon as it has started it, so that we can kill the
         # kernel's PID namespace whatever happens to the driver.
-        driver_fd = os.pidfd_open(driver)
-        try:
-            while status is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                watched = [driver_fd] if kernel or reports.closed else [driver_fd, reports]
-                ready, _, _ = select.select(watched, [], [], remaining)
-                if reports in ready:
-                    line = reports.readline()
-                    if line.strip().isdigit():
-                        kernel = int(line)
-                    else:  # the driver failed before starting the kernel
-                        reports.close()
-                if driver_fd in ready:
-                    _, status = os.waitpid(driver, 0)
-        finally:
-            os.close(driver_fd)
+        status, kernel = _wait(driver, deadline, reports)
     if kernel:
         _kill(kernel)  # the first process of the job's PID namespace: everything in it dies
-    if status is None:
-        _kill(driver)
-        os.waitpid(driver, 0)
     _reap()
-    return {"job": name, "timed_out": timed_out, "returncode": os.waitstatus_to_exitcode(status) if status else 0,
-            "seconds": time.monotonic() - started}
+    timed_out, judged = status is None, False
+    if not timed_out and tests:
+        judge_status, _ = _wait(_fork(job_folder, "judge-stderr.txt", channel,
+                                      lambda: judge.main(tests, INSIDE, cell_seconds)), deadline)
+        timed_out = judge_status is None
+        judged = judge_status is not None and os.waitstatus_to_exitcode(judge_status) == 0
+        _reap()
+    return {"job": name, "timed_out": timed_out, "judged": judged, "seconds": time.monotonic() - started,
+            "returncode": os.waitstatus_to_exitcode(status) if status is not None else None}
 
 
 def main(spool=SPOOL):

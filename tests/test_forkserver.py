@@ -35,6 +35,11 @@ def errors(executed_json):
     return [o.ename for c in executed.cells for o in c.outputs if o.output_type == "error"]
 
 
+def run(server, notebook_json, settings, limits):
+    executed, _ = server.run(notebook_json, settings, limits)
+    return executed
+
+
 @pytest.fixture(scope="module")
 def server():
     server = forkserver.ForkServer(LIMITS)
@@ -43,9 +48,11 @@ def server():
 
 
 def test_a_notebook_runs_and_sees_only_its_own_folder(server):
-    out = server.run(notebook(
+    out = run(server, notebook(
         "import os; print(os.getcwd(), sorted(os.listdir('.')))",
-        "print(os.path.exists('/tmp/spool'), sorted(os.listdir('/tmp')))",
+        # (the Python environment and the course's code stay visible when they live under /tmp)
+        "import sys, coursekit\nkept = {p.split('/')[2] for p in [sys.prefix, coursekit.__file__] if p.startswith('/tmp/')}\n"
+        "print(os.path.exists('/tmp/spool'), sorted(set(os.listdir('/tmp')) - kept))",
         "print(os.getuid(), os.getpid())"), SETTINGS, LIMITS)
     cwd, tmp, ids = printed(out)
     assert cwd.startswith("/tmp/submission ") and "'input.ipynb'" in cwd
@@ -74,14 +81,14 @@ def test_nothing_a_notebook_leaves_behind_reaches_the_next(server):
         f"print(any('sleep {MARKER}' in a for a in alive))",
         "print([p for p in ['/tmp', '/dev/shm', '/var/tmp', os.path.expanduser('~')]\n"
         "       if os.path.exists(os.path.join(p, 'left-behind'))])")
-    first = server.run(leave, SETTINGS, LIMITS)
+    first = run(server, leave, SETTINGS, LIMITS)
     assert errors(first) == []
-    second = server.run(look, SETTINGS, LIMITS)  # a reply for job-999 would have been taken as this one's
+    second = run(server, look, SETTINGS, LIMITS)  # a reply for job-999 would have been taken as this one's
     assert printed(second) == ["False\n", "[]\n"]
 
 
 def test_the_zygote_and_the_spool_are_out_of_reach(server):
-    out = server.run(notebook(
+    out = run(server, notebook(
         "import json, os\nmine = os.readlink('/proc/self')\nreached = []\n"
         "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
         "    for what in ('root/tmp', 'cwd', 'mem', 'environ'):\n"
@@ -104,7 +111,7 @@ def test_the_zygote_and_the_spool_are_out_of_reach(server):
 
 
 def test_links_and_pipes_left_for_the_coordinator_are_not_followed(server, tmp_path):
-    out = server.run(notebook(
+    out = run(server, notebook(
         "import os\nos.mkfifo('output.ipynb')\nos.symlink('/etc/passwd', '.output-1.ipynb')", "print('done')"),
         SETTINGS, LIMITS)
     assert printed(out) == ["", "done\n"], "the result replaces what the notebook left at its name"
@@ -117,10 +124,10 @@ def test_links_and_pipes_left_for_the_coordinator_are_not_followed(server, tmp_p
 def test_a_notebook_past_its_wall_time_is_stopped_and_the_worker_goes_on(server):
     limits = sandbox.Limits(wall_seconds=5, cell_seconds=20, memory_mib=LIMITS.memory_mib)
     with pytest.raises(forkserver.JobFailed, match="longer than 5 s"):
-        server.run(notebook("import time\ntime.sleep(15)"), SETTINGS, limits)
-    assert printed(server.run(notebook("print(6 * 7)"), SETTINGS, LIMITS)) == ["42\n"]
+        run(server, notebook("import time\ntime.sleep(15)"), SETTINGS, limits)
+    assert printed(run(server, notebook("print(6 * 7)"), SETTINGS, LIMITS)) == ["42\n"]
 
 
 def test_a_dead_zygote_is_replaced(server):
     server.close()  # as if the sandbox had been killed
-    assert printed(server.run(notebook("print('again')"), SETTINGS, LIMITS)) == ["again\n"]
+    assert printed(run(server, notebook("print('again')"), SETTINGS, LIMITS)) == ["again\n"]

@@ -23,6 +23,7 @@ from support.notebooks import ROOT
 
 CLI = str(Path(sys.executable).with_name("course-grader"))
 RIGHT = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E"}'}
+WRONG = {"q1_answer": 'q1_answer = "A"', "q2_answer": 'q2_answer = {"B", "D", "F"}'}
 FULL = {"q1_points": 2, "q2_points_ab": 1, "q2_points_cd": 1, "q2_points_ef": 1}
 ZERO = dict.fromkeys(FULL, 0)
 Q1_ZERO = {**FULL, "q1_points": 0}
@@ -142,6 +143,16 @@ CASES = [
         "class Same(str):\n    def __eq__(self, other):\n        return True\n    __hash__ = str.__hash__\n"
         "q1_answer = Same('A')"})), Q1_ZERO, None),
     ("plants-startup-file", _startup_file_writer, FULL, None),
+    # Wrong answers, and the kernel's own tests made to pass: the checks replaced, or every error
+    # hidden from IPython's display. Verdicts come from the judge, which never ran this code.
+    ("patches-the-checks", _with_code(
+        "import coursekit.grading as g\n"
+        "g.verdict = lambda ok, message: print('right.')\n"
+        "g.choice = lambda value, options, name='answer': 'B'\n"
+        "g.choices = lambda value, options, name='answer': frozenset('ACE')", WRONG), ZERO, None),
+    ("hides-errors", _with_code(
+        "get_ipython().set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)",
+        WRONG), ZERO, None),
 ]
 # Runs after the startup-file planter in the same batch: must not be answered by the planted file.
 CASES.append(("unanswered-after-planter", lambda r: as_bytes(r), ZERO, None))

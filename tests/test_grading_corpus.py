@@ -15,8 +15,11 @@ from support.nbgrader_course import Course
 NOTEBOOKS = sorted({variant.notebook for variant in VARIANTS})
 
 
+@pytest.mark.parametrize("grader", ["nbgrader", "course-grader"])
 @pytest.mark.parametrize("notebook_path", NOTEBOOKS)
-def test_corpus_scores_exactly_as_expected(notebook_path, tmp_path):
+def test_corpus_scores_exactly_as_expected(notebook_path, grader, tmp_path):
+    """Stock nbgrader runs the tests in the student's kernel; course-grader judges them outside it
+    (grader.judge). Both must give every variant exactly its score."""
     assignment, notebook = notebook_path.split("/")
     course = Course(tmp_path / "course")
     course.release(assignment)
@@ -29,7 +32,10 @@ def test_corpus_scores_exactly_as_expected(notebook_path, tmp_path):
         course.submit(student, assignment, notebook, answers)
         students[student] = packed
     course.submit("solution", assignment, notebook, {})
-    course.autograde(assignment, notebook)
+    if grader == "nbgrader":
+        course.autograde(assignment, notebook)
+    else:
+        course.autograde_with_course_grader(assignment)
 
     full = course.max_scores(assignment, notebook)
     assert full, "the notebook has no autograded cells"

@@ -15,11 +15,15 @@ This module contains no answer key: the quiz's keys live only in the hidden test
 ``solutions/``, which nbgrader strips from the student release.
 """
 
+import hashlib
 import inspect
-from contextlib import contextmanager
+import json
 import logging
+import os
 import re
 import warnings
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -71,7 +75,12 @@ _MISSING = object()
 
 
 def answered(name):
-    """The value the student gave to variable ``name`` in the notebook, or a friendly failure."""
+    """The value the student gave to variable ``name`` in the notebook, or a friendly failure.
+
+    When grading, the student's kernel records what it returns (``Transcript``) and the verdict
+    is given by a judge process that replays the test cells on that record (``replay_from``)."""
+    if _replay is not None:
+        return _replay.answer(name)
     frame = inspect.currentframe().f_back
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back
@@ -79,6 +88,12 @@ def answered(name):
     if value is _MISSING or value is Ellipsis:
         fail(f"`{name}` has no answer yet.",
              f"replace the line `raise NotImplementedError()` with `{name} = ...` and run that cell.")
+    transcript = Transcript.active()
+    if transcript is None:
+        return value
+    if inspect.isfunction(value) or inspect.ismethod(value):
+        return _Answer(name, value, transcript)  # its calls are recorded
+    transcript.add(name, "value", value=_encode(value))
     return value
 
 
@@ -199,10 +214,17 @@ def _built(model_or_builder, what="your function"):
     name = getattr(model_or_builder, "__name__", what)
     try:
         with quiet():
-            return model_or_builder()
+            model = model_or_builder()
+        if isinstance(model_or_builder, _Answer):
+            model_or_builder.record_model(model)
+        return model
+    except CheckFailed:
+        raise
     except NotImplementedError:
         fail(f"{name}() is not written yet.", "replace `raise NotImplementedError()` with your code.")
     except Exception as error:
+        if isinstance(model_or_builder, _Answer):
+            model_or_builder.record_error(error)
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
         fail(f"{name}() raised {type(error).__name__}: {first_line}")
 
@@ -487,10 +509,14 @@ def _call_student(function, *args, what):
             result = function(*args)
     except CheckFailed:
         raise
-    except NotImplementedError:
-        fail(f"{what} is not written yet.", "replace `raise NotImplementedError()` with your code.")
     except Exception as error:
+        if isinstance(function, _Answer):
+            function.record_error(error, args)
+        if isinstance(error, NotImplementedError):
+            fail(f"{what} is not written yet.", "replace `raise NotImplementedError()` with your code.")
         fail(f"{what} raised {type(error).__name__}: {error}")
+    if isinstance(function, _Answer):
+        function.record_result(args, result)
     return result
 
 
@@ -596,6 +622,8 @@ def train_with_adam_settings(settings, data_seed=0, model_seed=42, epochs=TUNING
 def check_adam_reaches_target(settings, data_seed=0, model_seed=42):
     """The chapter's model, trained with ``settings`` for TUNING_EPOCHS epochs, reaches the target."""
     clean = _validated_adam_settings(settings)
+    if Transcript.active() is not None:
+        return None  # grading: the judge trains; training here too would only cost time
     accuracy = train_with_adam_settings(clean, data_seed=data_seed, model_seed=model_seed)
     if not (accuracy >= TUNING_TARGET_ACCURACY):
         fail(f"with these settings the model reaches a test accuracy of {accuracy:.3f} after {TUNING_EPOCHS} "
@@ -603,3 +631,180 @@ def check_adam_reaches_target(settings, data_seed=0, model_seed=42):
              "20 epochs are few steps: which of Adam's settings makes each step larger?")
     passed(f"test accuracy {accuracy:.3f} after {TUNING_EPOCHS} epochs (target {TUNING_TARGET_ACCURACY}).")
     return None
+
+
+# --------------------------------------------------------------------------- judged outside the kernel
+#
+# Student code runs in the same kernel as the test cells and can change anything there: these
+# checks, NumPy, builtins, IPython's error display. So when an instructor grades, the kernel's
+# own verdicts are not used. The kernel only *records* what the student answered (``Transcript``):
+# each value read by ``answered``, each model a builder function returned (saved in Keras's own
+# format), and each result the student's functions gave for the inputs the checks chose. A judge
+# process that never ran student code then runs the test cells again with ``replay_from``, where
+# ``answered`` returns the recorded answers. The kernel can only choose what it reports as the
+# answer, never whether an answer is judged right; an answer it did not record is no answer.
+
+TRANSCRIPT_ENV = "COURSEKIT_TRANSCRIPT"  # set by the grader in the kernel's environment
+_replay = None
+
+
+def _encode(value):
+    """A plain-JSON description of an answer; anything that is not plain data is only named."""
+    kind = type(value)
+    if kind in (bool, int, float, str) or value is None:
+        return {"plain": value} if kind is not float or np.isfinite(value) else {"float": repr(value)}
+    if kind in (list, tuple, set, frozenset):
+        return {kind.__name__: [_encode(item) for item in value]}
+    if kind is dict:
+        return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, (np.ndarray, np.generic)) and type(value).__module__ == "numpy" \
+            and np.asarray(value).dtype.kind in "biuf":
+        array = np.asarray(value)
+        return {"array": [str(array.dtype), list(array.shape), [repr(float(x)) for x in array.ravel()]]}
+    return {"other": kind.__name__}
+
+
+def _decode(data):
+    (kind, content), = data.items()
+    if kind == "plain":
+        if type(content) not in (bool, int, float, str) and content is not None:
+            raise ValueError("not plain data")
+        return content
+    if kind == "float":
+        return float(content)
+    if kind in ("list", "tuple", "set", "frozenset"):
+        return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[kind](map(_decode, content))
+    if kind == "dict":
+        return {_decode(k): _decode(v) for k, v in content}
+    if kind == "array":
+        dtype, shape, numbers = content
+        if np.dtype(str(dtype)).kind not in "biuf":
+            raise ValueError("not a numeric array")
+        return np.array([float(x) for x in numbers], dtype="float64").reshape(shape).astype(np.dtype(str(dtype)))
+    if kind == "other":
+        return type(str(content), (), {})()  # keeps the type's name for the checks' messages
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def _digest(args):
+    return hashlib.sha256(json.dumps([_encode(a) for a in args], sort_keys=True).encode()).hexdigest()
+
+
+class Transcript:
+    """The kernel's record of the answers (a folder: ``answers.jsonl`` and saved models)."""
+
+    models_recorded = set()  # builder names whose model is saved (one kernel grades one notebook)
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    @classmethod
+    def active(cls):
+        folder = os.environ.get(TRANSCRIPT_ENV)
+        return cls(folder) if folder and _replay is None else None
+
+    def add(self, name, kind, **data):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "answers.jsonl", "a", encoding="utf-8") as records:
+            records.write(json.dumps({"name": name, "kind": kind, **data}) + "\n")
+
+
+class _Answer:
+    """A student's function as ``answered(name)`` returned it: calls it, and records what it gave."""
+
+    def __init__(self, name, function, transcript):
+        self.__name__, self.function, self.transcript = name, function, transcript
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+    def record_model(self, model):
+        if self.__name__ in Transcript.models_recorded:
+            return  # the checks call a builder several times; the judge needs its model once
+        Transcript.models_recorded.add(self.__name__)
+        file = f"model-{len(Transcript.models_recorded)}.keras"
+        try:
+            self.transcript.folder.mkdir(parents=True, exist_ok=True)
+            with quiet():
+                model.save(self.transcript.folder / file)
+        except Exception as error:  # not a Keras model, or one Keras cannot save (a lambda, say)
+            self.record_error(error)
+            return
+        self.transcript.add(self.__name__, "built", file=file)
+
+    def record_result(self, args, result):
+        self.transcript.add(self.__name__, "call", args=_digest(args), result=_encode(result))
+
+    def record_error(self, error, args=None):
+        kind = "call" if args is not None else "built"
+        self.transcript.add(self.__name__, kind, args=_digest(args) if args is not None else None,
+                            error=[type(error).__name__, str(error)[:2000]])
+
+
+class _Replay:
+    """The judge's side: ``answered`` returns what the kernel recorded."""
+
+    def __init__(self, folder):
+        self.folder, self.records = Path(folder), {}
+        try:
+            lines = (self.folder / "answers.jsonl").read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+                self.records.setdefault(str(record["name"]), []).append(record)
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged line is no answer
+
+    def answer(self, name):
+        records = self.records.get(name, [])
+        values = [r for r in records if r.get("kind") == "value"]
+        if values:
+            try:
+                return _decode(values[-1]["value"])
+            except Exception:
+                fail(f"`{name}`: its recorded answer could not be read.")
+        if records:
+            return _ReplayedFunction(name, records, self.folder)
+        fail(f"`{name}` has no answer yet.",
+             f"replace the line `raise NotImplementedError()` with `{name} = ...` and run that cell.")
+
+
+class _ReplayedFunction:
+    def __init__(self, name, records, folder):
+        self.__name__, self.records, self.folder = name, records, folder
+
+    @staticmethod
+    def _raise(error):
+        name, message = (list(error) + ["", ""])[:2]
+        kind = NotImplementedError if name == "NotImplementedError" else type(str(name), (Exception,), {})
+        raise kind(str(message))
+
+    def __call__(self, *args):
+        if not args:  # a builder: the model it returned, loaded by Keras (safe mode: no code is loaded)
+            built = [r for r in self.records if r.get("kind") == "built"]
+            if not built:
+                fail(f"{self.__name__}() was never called when the notebook ran.")
+            if built[0].get("error"):
+                self._raise(built[0]["error"])
+            import keras
+
+            path = self.folder / str(built[0].get("file"))
+            if path.parent != self.folder or not path.is_file():
+                fail(f"{self.__name__}(): the model it returned was not recorded.")
+            with quiet():
+                return keras.models.load_model(path, compile=True, safe_mode=True)
+        digest = _digest(args)
+        for record in self.records:
+            if record.get("kind") == "call" and record.get("args") == digest:
+                if record.get("error"):
+                    self._raise(record["error"])
+                return _decode(record["result"])
+        fail(f"{self.__name__} gave no result for the test's inputs when the notebook ran.")
+
+
+def replay_from(folder):
+    """Judge mode: from now on, answers come from the transcript in ``folder`` (None: back to live)."""
+    global _replay
+    _replay = _Replay(folder) if folder is not None else None

@@ -86,6 +86,22 @@ class Course:
             args.append(f"--notebook={notebook}")
         return self.nbgrader(*args)
 
+    def autograde_with_course_grader(self, assignment):
+        """The same submissions graded by `course-grader` (sandboxes, judge) in a workspace of its
+        own; its gradebook is the one ``autograded_scores`` reads from then on."""
+        workspace = self.root / "course-grader-workspace"
+        grader = str(Path(sys.executable).with_name("course-grader"))
+        for args in (["init", str(workspace), "--solutions", str(self.root / "solutions")],
+                     ["release", assignment, "--workspace", str(workspace)]):
+            subprocess.run([grader, *args], check=True, capture_output=True, env=ENV)
+        shutil.copytree(self.root / "submitted", workspace / "submitted", dirs_exist_ok=True)
+        result = subprocess.run([grader, "autograde", assignment, "--workspace", str(workspace)],
+                                capture_output=True, text=True, env=ENV)
+        if result.returncode != 0:
+            raise AssertionError(f"course-grader autograde failed:\n{result.stdout}\n{result.stderr}")
+        self.db_url = f"sqlite:///{workspace / 'gradebook.db'}"
+        return result
+
     def autograded_scores(self, student, assignment, notebook):
         """grade_id -> auto score of every autograded test cell of one submitted notebook."""
         with Gradebook(self.db_url) as gradebook:
