@@ -238,7 +238,7 @@ def profile(workspace, repeats=3):
                 first, last = _timestamp(timing[0]["iopub.status.busy"]), _timestamp(timing[-1]["iopub.status.idle"])
                 add("one notebook, warm worker: fork driver + kernel, isolate, kernel ready", first - started)
                 add(f"  its {len(timing)} cells (4 answers + 12 checks)", last - first)
-                add("  kernel killed, results back to the coordinator", finished - last)
+                add("  kernel killed, test cells judged (grader.judge), results back", finished - last)
                 add("= one notebook, warm worker, wall", finished - started)
                 add("= one notebook, warm worker, CPU of all its processes", cpu)
         finally:

@@ -8,11 +8,13 @@ gradebook. We keep every piece and move only the execution:
    not a notebook (empty, truncated, not JSON, malformed cells) is reported and left out — it
    can never abort the batch. The rest go through nbgrader's sanitize preprocessors
    (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata).
-2. **Execute** (in parallel, one fresh sandboxed process per notebook, see ``sandbox``): the
-   sanitized notebook is copied into a private folder, run by ``execute_worker`` under time
-   and memory limits, with no network and no view of the gradebook, the solutions or any other
-   submission. What comes back is checked: it must have exactly the cells that went in, with
-   the same sources and nbgrader metadata — only outputs may differ.
+2. **Execute and judge** (in parallel, see ``forkserver`` and ``zygote``): each worker is one
+   sandbox with TensorFlow imported once; per notebook it forks a driver and a kernel into fresh
+   namespaces (time and memory limits, no network, no view of the gradebook, the solutions or
+   any other submission), then, with every process of the student's dead, a judge that runs the
+   test cells again on the answers the kernel recorded (``judge``). What comes back is checked:
+   it must have exactly the cells that went in, with the same sources and nbgrader metadata —
+   only outputs may differ — and the test cells get the judge's outputs (``apply_verdicts``).
 3. **Score** (here, one writer): nbgrader's ``Autograde`` converter runs on the executed
    notebooks with only its scoring preprocessors (SaveAutoGrades, AssignLatePenalties,
    CheckCellMetadata), so the gradebook, the ``autograded/`` folder and late penalties are

@@ -1,4 +1,4 @@
-"""Run one submission's notebook in a throw-away sandbox: no network, no view of other files.
+"""A worker's sandbox: no network, no view of the instructor's files.
 
 bubblewrap (``bwrap``, Debian's ``bubblewrap`` package) builds the sandbox; it is the tool
 Flatpak uses for exactly this and works as root and, through user namespaces, without it. We
@@ -9,12 +9,17 @@ only choose what the sandbox sees:
   (solutions, tests and the answer corpus, git history) and the caller's home hidden behind
   empty tmpfs mounts; only the Python environment and the course's helper package are mounted
   back, read-only;
-* one writable folder: this submission's own copy;
-* new user (``nobody``), network (loopback only), PID and IPC namespaces; every process of the
-  submission dies with the sandbox, so nothing it starts can outlive it or reach another one.
+* one writable folder: the worker's spool (``grader.forkserver``);
+* new user (``nobody``), network (loopback only), PID and IPC namespaces; every process in it
+  dies with the sandbox.
 
-Resource limits: an address-space cap (RLIMIT_AS) set before ``bwrap`` starts, inherited by the
-kernel; a wall-clock limit enforced here by killing the sandbox's process group.
+Inside, ``grader.zygote`` gives every notebook namespaces of its own (private ``/tmp``, only its
+own job folder, its own PID namespace killed at the end), so that nothing one submission starts
+can outlive it or reach the next one in the same worker. ``run`` starts a one-off command in such
+a sandbox (used to check that a Dask worker can make one).
+
+Resource limits: an address-space cap (RLIMIT_AS) set before ``bwrap`` starts, inherited by
+every process inside; wall-clock limits are enforced by the zygote (per notebook) and here.
 """
 
 import os

@@ -14,8 +14,10 @@ coordinator sends (one JSON line on stdin naming a folder of the spool), forks:
   ``/dev/shm`` and ``/var/tmp``, and sees only its own job folder (the spool is covered); it locks
   these mounts (a second user namespace, as bubblewrap does) so nothing below can undo them,
   then runs the notebook with nbclient (``grader.execute_worker``);
-* the **kernel**, forked by the driver into the new PID namespace as its first process, so that
-  when it dies every process the student's code started dies with it.
+* the **kernel**, started by the driver in a new PID namespace (``start_kernel``), so that when the
+  notebook ends every process the student's code started dies with it;
+* once all of them are dead, the **judge** (``grader.judge``), isolated the same way: it runs the
+  test cells again on the answers the kernel recorded, in a process no student code ever ran in.
 
 The zygote is not dumpable (``PR_SET_DUMPABLE`` 0), so the kernel can neither trace it nor read
 its memory or its view of the spool through ``/proc``; the kernel cannot signal it either, since

@@ -81,3 +81,25 @@ def test_student_feedback_shows_no_hidden_tests(tmp_path):
         shown = [s for s in secrets if s in html or s.replace('"', "&quot;") in html]
         assert shown == [], f"{page.name} shows hidden test or solution code"
         assert "Not yet" in html, "the feedback should carry the checks' friendly messages"
+
+
+def _free_names(source):
+    """Names a cell reads without defining them itself (builtins excluded)."""
+    import ast
+    import builtins
+
+    tree = ast.parse(source)
+    assigned = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return read - assigned - set(dir(builtins))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_test_cells_read_answers_only_through_check_answered(path):
+    """course-grader's judge runs each autograded test cell on its own, with only ``check`` defined
+    (grader/judge.py): a test that read a student's variable directly could not be judged."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        grading = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and grading.get("grade") and not grading.get("solution"):
+            assert _free_names(cell.source) <= {"check"}, (grading["grade_id"], _free_names(cell.source))
+            assert "check.answered(" in cell.source, grading["grade_id"]
