@@ -435,7 +435,7 @@ def totals(workspace, assignment, students):
 
 # --------------------------------------------------------------------------- resume
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: verdicts from the judge
 
 
 def _state_path(workspace, assignment, student):
@@ -504,6 +504,7 @@ def autograde(workspace, assignment, students=None, workers=2, limits=None, prog
     started = time.monotonic()
     if not scheduler:
         sandbox.bwrap_path()  # fail early, with the install hint, when bubblewrap is missing
+        sandbox.check_namespaces([workspace.root])
         # The workers' sandboxes import TensorFlow (~3 s) while we read and sanitize the submissions.
         forkserver.prestart(limits, [workspace.root], workers)
     try:

@@ -66,6 +66,23 @@ def bwrap_path():
     return path
 
 
+def check_namespaces(hidden=()):
+    """Fail early, with the reason, when bubblewrap cannot make a worker sandbox here or the worker
+    cannot give each notebook namespaces of its own (``grader.zygote``)."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="grader-check-")
+    try:
+        result = run(folder, [sys.executable, "-m", "grader.zygote", "--check"], Limits(wall_seconds=60), hidden)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise SandboxUnavailable(
+            f"cannot isolate notebooks on this machine ({lines[-1] if lines else f'exit code {result.returncode}'}); "
+            "bubblewrap and nested user namespaces are needed (sysctl user.max_user_namespaces > 0).")
+
+
 def _hidden_paths(extra_hidden):
     course_repo = Path(coursekit.__file__).resolve().parents[2]
     hidden = {course_repo, Path.home().resolve(), *map(lambda p: Path(p).resolve(), extra_hidden)}

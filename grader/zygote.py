@@ -342,5 +342,21 @@ def main(spool=SPOOL):
         replies.flush()
 
 
+def check():
+    """``python -m grader.zygote --check``, in a sandbox around a scratch folder: can this machine give a
+    notebook the namespaces of its own that ``run_job`` needs? Exits 0, or 1 with the reason."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            isolate(Path.cwd())
+            _unshare(CLONE_NEWPID, "for the kernel")
+            os._exit(0)
+        except BaseException as error:
+            print(f"{type(error).__name__}: {error}", file=sys.stderr)
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+
+
 if __name__ == "__main__":
-    main()
+    check() if sys.argv[1:] == ["--check"] else main()
