@@ -1,6 +1,6 @@
 """Autograding throughput: course-grader (sandboxed, parallel) against stock ``nbgrader autograde``.
 
-    .venv/bin/python benchmarks/bench_grader.py [--n 12] [--whole] [--workers K] [--no-profile] [--keep DIR]
+    .venv/bin/python benchmarks/bench_grader.py [--n 24] [--whole] [--workers K] [--no-profile] [--keep DIR]
 
 Builds N synthetic submissions of compile-and-train's ``compile-for-the-task`` notebook (TensorFlow;
 ``--whole``: all three notebooks of the assignment) — right answers, misconceptions, and broken files
@@ -232,7 +232,7 @@ def profile(workspace, repeats=3):
                 time.perf_counter() - started)
             for _ in range(repeats):
                 cpu, started = _system_cpu_seconds(), time.time()
-                executed = nbformat.reads(server.run(notebook_json, settings, limits), as_version=4)
+                executed = nbformat.reads(server.run(notebook_json, settings, limits)[0], as_version=4)
                 finished, cpu = time.time(), _system_cpu_seconds() - cpu
                 timing = [c.metadata.get("execution", {}) for c in executed.cells if c.cell_type == "code"]
                 first, last = _timestamp(timing[0]["iopub.status.busy"]), _timestamp(timing[-1]["iopub.status.idle"])
@@ -250,7 +250,7 @@ def profile(workspace, repeats=3):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=12, help="submissions (default 12)")
+    parser.add_argument("--n", type=int, default=24, help="submissions (default 24: a class section)")
     parser.add_argument("--whole", action="store_true", help="all three notebooks of compile-and-train")
     parser.add_argument("--workers", type=int, default=None, help="course-grader workers (default: cores)")
     parser.add_argument("--no-profile", action="store_true")

@@ -325,6 +325,9 @@ def main(spool=SPOOL):
     os.dup2(2, 1)                        # anything else printed goes to the log
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # `python -m` put the spool (our working folder) first on sys.path: a job could plant modules
+    # there (its private /tmp) for a lazy import in the driver or the judge to pick up.
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd(), str(spool))]
     preload()
     # Every child starts with the objects imported here. Python's garbage collector writes into
     # each object it visits, which would make every child copy the pages of all of them (the

@@ -638,8 +638,8 @@ def check_adam_reaches_target(settings, data_seed=0, model_seed=42):
 # Student code runs in the same kernel as the test cells and can change anything there: these
 # checks, NumPy, builtins, IPython's error display. So when an instructor grades, the kernel's
 # own verdicts are not used. The kernel only *records* what the student answered (``Transcript``):
-# each value read by ``answered``, each model a builder function returned (saved in Keras's own
-# format), and each result the student's functions gave for the inputs the checks chose. A judge
+# each value read by ``answered``, each model a builder function returned (as Keras serializes
+# it), and each result the student's functions gave for the inputs the checks chose. A judge
 # process that never ran student code then runs the test cells again with ``replay_from``, where
 # ``answered`` returns the recorded answers. The kernel can only choose what it reports as the
 # answer, never whether an answer is judged right; an answer it did not record is no answer.
@@ -691,7 +691,7 @@ def _digest(args):
 
 
 class Transcript:
-    """The kernel's record of the answers (a folder: ``answers.jsonl`` and saved models)."""
+    """The kernel's record of the answers: a folder with ``answers.jsonl``."""
 
     models_recorded = set()  # builder names whose model is saved (one kernel grades one notebook)
 
@@ -719,18 +719,20 @@ class _Answer:
         return self.function(*args)
 
     def record_model(self, model):
+        """The model as Keras serializes it (layers and compile settings; the weights do not matter:
+        the checks draw their own), so that the judge can rebuild it without running any code."""
         if self.__name__ in Transcript.models_recorded:
             return  # the checks call a builder several times; the judge needs its model once
         Transcript.models_recorded.add(self.__name__)
-        file = f"model-{len(Transcript.models_recorded)}.keras"
+        import keras
+
         try:
-            self.transcript.folder.mkdir(parents=True, exist_ok=True)
             with quiet():
-                model.save(self.transcript.folder / file)
-        except Exception as error:  # not a Keras model, or one Keras cannot save (a lambda, say)
+                config = keras.saving.serialize_keras_object(model)
+                compiled = model.get_compile_config() if getattr(model, "compiled", False) else None
+            self.transcript.add(self.__name__, "built", model={"config": config, "compile": compiled})
+        except Exception as error:  # not a Keras model, or one Keras cannot serialize (a lambda, say)
             self.record_error(error)
-            return
-        self.transcript.add(self.__name__, "built", file=file)
 
     def record_result(self, args, result):
         self.transcript.add(self.__name__, "call", args=_digest(args), result=_encode(result))
@@ -745,7 +747,7 @@ class _Replay:
     """The judge's side: ``answered`` returns what the kernel recorded."""
 
     def __init__(self, folder):
-        self.folder, self.records = Path(folder), {}
+        self.folder, self.records, self.functions = Path(folder), {}, {}
         try:
             lines = (self.folder / "answers.jsonl").read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
@@ -766,14 +768,35 @@ class _Replay:
             except Exception:
                 fail(f"`{name}`: its recorded answer could not be read.")
         if records:
-            return _ReplayedFunction(name, records, self.folder)
+            if name not in self.functions:
+                self.functions[name] = _ReplayedFunction(name, records, self.folder)
+            return self.functions[name]
         fail(f"`{name}` has no answer yet.",
              f"replace the line `raise NotImplementedError()` with `{name} = ...` and run that cell.")
 
 
 class _ReplayedFunction:
     def __init__(self, name, records, folder):
-        self.__name__, self.records, self.folder = name, records, folder
+        self.__name__, self.records, self.folder, self.model = name, records, folder, None
+
+    def _rebuild(self):
+        built = [r for r in self.records if r.get("kind") == "built"]
+        if not built:
+            fail(f"{self.__name__}() was never called when the notebook ran.")
+        if built[0].get("error"):
+            self._raise(built[0]["error"])
+        import keras
+
+        try:
+            with quiet():
+                model = keras.saving.deserialize_keras_object(built[0]["model"]["config"], safe_mode=True)
+                if built[0]["model"].get("compile") is not None:
+                    model.compile_from_config(built[0]["model"]["compile"])
+        except Exception as error:
+            fail(f"{self.__name__}(): Keras cannot rebuild the model it returned "
+                 f"({type(error).__name__}: {str(error)[:200]}).",
+                 "use Keras's own layers, losses and metrics.")
+        return model
 
     @staticmethod
     def _raise(error):
@@ -782,19 +805,12 @@ class _ReplayedFunction:
         raise kind(str(message))
 
     def __call__(self, *args):
-        if not args:  # a builder: the model it returned, loaded by Keras (safe mode: no code is loaded)
-            built = [r for r in self.records if r.get("kind") == "built"]
-            if not built:
-                fail(f"{self.__name__}() was never called when the notebook ran.")
-            if built[0].get("error"):
-                self._raise(built[0]["error"])
-            import keras
-
-            path = self.folder / str(built[0].get("file"))
-            if path.parent != self.folder or not path.is_file():
-                fail(f"{self.__name__}(): the model it returned was not recorded.")
-            with quiet():
-                return keras.models.load_model(path, compile=True, safe_mode=True)
+        if not args:  # a builder: the model rebuilt by Keras from what it serialized (safe mode: no code)
+            if self.model is None:
+                self.model = self._rebuild()
+            # One model for all the checks of this builder (rebuilding costs ~20 ms): no check depends
+            # on what another left in it, since each draws its own weights and resets the metrics.
+            return self.model
         digest = _digest(args)
         for record in self.records:
             if record.get("kind") == "call" and record.get("args") == digest:
