@@ -131,3 +131,16 @@ def test_a_notebook_past_its_wall_time_is_stopped_and_the_worker_goes_on(server)
 def test_a_dead_zygote_is_replaced(server):
     server.close()  # as if the sandbox had been killed
     assert printed(run(server, notebook("print('again')"), SETTINGS, LIMITS)) == ["again\n"]
+
+
+def test_a_machine_that_cannot_isolate_notebooks_is_refused_with_the_reason(monkeypatch):
+    """Where user namespaces cannot be nested (some containers), grading stops before the batch with
+    the reason, instead of failing every notebook. bubblewrap's --disable-userns makes that machine."""
+    command = sandbox.command
+    monkeypatch.setattr(sandbox, "command", lambda *args, **kwargs: [
+        part for item in command(*args, **kwargs)
+        for part in ([item, "--disable-userns"] if item == "--unshare-user" else [item])])
+    with pytest.raises(sandbox.SandboxUnavailable, match="nested user namespaces"):
+        sandbox.check_namespaces()
+    monkeypatch.undo()
+    sandbox.check_namespaces()  # and this machine can
