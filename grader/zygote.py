@@ -10,7 +10,7 @@ the same idea) pays it once per worker: it imports everything a kernel and its d
 never runs a TensorFlow op (a child forked after one hangs), and then, for each notebook the
 coordinator sends (one JSON line on stdin naming a folder of the spool), forks:
 
-* a **driver** that gives itself new user, mount, PID and IPC namespaces, a private ``/tmp``,
+* a **driver** that gives itself new user, mount and IPC namespaces, a private ``/tmp``,
   ``/dev/shm`` and ``/var/tmp``, and sees only its own job folder (the spool is covered); it locks
   these mounts (a second user namespace, as bubblewrap does) so nothing below can undo them,
   then runs the notebook with nbclient (``grader.execute_worker``);
@@ -121,7 +121,7 @@ def start_kernel(connection_file, close_fds=()):
     driver is a subreaper), it forwards interrupts to the kernel, exits when the kernel does, and
     killing it kills everything in the namespace.
     """
-    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     pid_read, pid_write = os.pipe()
     middle = os.fork()
     if middle == 0:
@@ -323,8 +323,8 @@ def main(spool=SPOOL):
     spool = Path(spool)
     replies = os.fdopen(os.dup(1), "w")  # our only channel to the coordinator
     os.dup2(2, 1)                        # anything else printed goes to the log
-    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     # `python -m` put the spool (our working folder) first on sys.path: a job could plant modules
     # there (its private /tmp) for a lazy import in the driver or the judge to pick up.
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd(), str(spool))]
