@@ -46,6 +46,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 from traitlets.config import Config
 
 from grader import forkserver, sandbox
+from grader.judge import is_autograded_test
 from grader.workspace import WorkspaceError
 
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
@@ -268,11 +269,6 @@ def execute_job(notebook_json, settings, limits, hidden=()):
     return {"executed": executed, "verdicts": verdicts, "failure": failure, "seconds": time.monotonic() - started}
 
 
-def _is_test(cell):
-    grading = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and grading.get("grade") and not grading.get("solution")
-
-
 def apply_verdicts(executed, verdicts_json):
     """Replace every autograded test cell's outputs with the judge's (``grader.judge``): what the
     test printed, and an error output if it failed — nbgrader scores a test cell by its error
@@ -282,7 +278,7 @@ def apply_verdicts(executed, verdicts_json):
         verdicts = json.loads(verdicts_json) if verdicts_json else {"error": "no verdicts came back"}
     except ValueError:
         verdicts = {"error": "the verdicts could not be read"}
-    tests = {_grade_id(cell): cell for cell in executed.cells if _is_test(cell)}
+    tests = {_grade_id(cell): cell for cell in executed.cells if is_autograded_test(cell)}
     judged = {}
     for verdict in verdicts if isinstance(verdicts, list) else []:
         if isinstance(verdict, dict) and verdict.get("grade_id") in tests:

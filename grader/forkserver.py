@@ -15,7 +15,6 @@ that the zygotes import TensorFlow while the coordinator reads and sanitizes the
 import atexit
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -49,16 +48,12 @@ class ForkServer:
 
     def launch(self):
         """Start the sandbox; the zygote then imports TensorFlow while we do other work."""
-        def limit_memory():
-            cap = self.memory_mib * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
         self.log = open(self.spool / "zygote.log", "w+")
         argv = [sys.executable, "-m", "grader.zygote"]
         self.process = subprocess.Popen(sandbox.command(self.spool, argv, self.hidden, inside=SPOOL),
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                        preexec_fn=limit_memory, start_new_session=True)
+                                        preexec_fn=sandbox.memory_limit(self.memory_mib),
+                                        start_new_session=True)
         self.ready = False
 
     def wait_ready(self):
@@ -107,11 +102,7 @@ class ForkServer:
                 continue  # not ours: the zygote's replies are single JSON lines
 
     def _last_log_line(self):
-        try:
-            lines = (self.spool / "zygote.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
-            lines = []
-        return lines[-1][:200] if lines else "no message"
+        return _last_line(self.spool / "zygote.log", "no message")
 
     # ------------------------------------------------------------------ one notebook
 
@@ -175,12 +166,12 @@ def read_regular_file(path, max_bytes):
         return file.read(max_bytes + 1).decode("utf-8", "replace")
 
 
-def _last_line(path):
+def _last_line(path, default="the notebook's driver wrote no message"):
     try:
         lines = (read_regular_file(path, 2**20) or "").strip().splitlines()
     except JobFailed:
         lines = []
-    return lines[-1][:200] if lines else "the notebook's driver wrote no message"
+    return lines[-1][:200] if lines else default
 
 
 # --------------------------------------------------------------------------- idle servers of this process

@@ -18,6 +18,12 @@ import os
 import signal
 
 
+def is_autograded_test(cell):
+    """An nbgrader test cell scored automatically (a dict from JSON or an nbformat cell)."""
+    grading = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(grading.get("grade")) and not grading.get("solution")
+
+
 class _TimeUp(Exception):
     pass
 

@@ -130,6 +130,15 @@ def command(folder, argv, hidden=(), inside=INSIDE):
     return cmd + ["--", *argv]
 
 
+def memory_limit(memory_mib):
+    """A ``preexec_fn`` capping the address space of the sandbox and all it starts (and no core dumps)."""
+    def limit():
+        cap = memory_mib * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return limit
+
+
 def run(folder, argv, limits, hidden=()):
     """Run ``argv`` in a sandbox around ``folder``; kill everything at the wall-clock limit."""
     folder = Path(folder)
@@ -138,15 +147,10 @@ def run(folder, argv, limits, hidden=()):
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o777 if path.is_dir() else 0o666)
 
-    def limit_memory():
-        cap = limits.memory_mib * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
     started = time.monotonic()
     process = subprocess.Popen(command(folder, argv, hidden), stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               preexec_fn=limit_memory, start_new_session=True)
+                               preexec_fn=memory_limit(limits.memory_mib), start_new_session=True)
     timed_out = False
     try:
         _, stderr = process.communicate(timeout=limits.wall_seconds)

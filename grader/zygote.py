@@ -274,12 +274,13 @@ def trusted_tests(job_folder):
     the coordinator wrote, before any of the student's code runs (it could change them later)."""
     notebook = json.loads((job_folder / "input.ipynb").read_text(encoding="utf-8"))
     settings = json.loads((job_folder / "settings.json").read_text())
+    from grader.judge import is_autograded_test
+
     tests = []
-    for cell in notebook.get("cells", []):
-        grading = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") == "code" and grading.get("grade") and not grading.get("solution"):
-            source = cell.get("source", "")
-            tests.append((grading.get("grade_id"), "".join(source) if isinstance(source, list) else source))
+    for cell in filter(is_autograded_test, notebook.get("cells", [])):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        tests.append((cell["metadata"]["nbgrader"].get("grade_id"), source))
     return tests, float(settings["cell_seconds"])
 
 
