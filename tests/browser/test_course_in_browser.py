@@ -194,20 +194,27 @@ def test_lesson_3_runs_and_shows_its_two_widgets(lessons, record_property):
     check_lesson_ran(lessons, "03-losses.ipynb", widgets=2, record_property=record_property)
 
 
-@pytest.mark.timeout(120)
-def test_lesson_3_probability_slider_redraws(lessons, record_property):
-    page = lessons.open("03-losses.ipynb").page
+def check_slider_moves_its_readout(lessons, notebook, screenshot, slider, readout, label, record_property):
+    """The lesson's first widget has one slider, and the HTML line under it follows it: ``readout``
+    is that line's text with ``{}`` for the slider's value."""
+    page = lessons.open(notebook).page
     view = WidgetView(page, widget_views(page).nth(0))
-    view.save_screenshot("lesson3-probability-loss.png")
-    assert view.slider_names() == ["predicted p"]
-    latencies = Latencies("lesson 3 probability → loss", target_ms=150)
-    readout = view.box.locator(".widget-html-content")
+    view.save_screenshot(screenshot)
+    assert view.slider_names() == [slider]
+    latencies = Latencies(label, target_ms=150)
+    line = view.box.locator(".widget-html-content")
     for _ in range(3):
-        check_slider_redraws(view, "predicted p", latencies)
-        # The HTML line under the slider follows it: "p = 0.21 · if y = 1: BCE ..."
-        expect(readout).to_contain_text(f"p = {view.readout('predicted p')}")
+        check_slider_redraws(view, slider, latencies)
+        expect(line).to_contain_text(readout.format(view.readout(slider)))
     assert lessons.session.errors() == []
     record_latencies(record_property, latencies)
+
+
+@pytest.mark.timeout(120)
+def test_lesson_3_probability_slider_redraws(lessons, record_property):
+    # "p = 0.21 · if y = 1: BCE ..."
+    check_slider_moves_its_readout(lessons, "03-losses.ipynb", "lesson3-probability-loss.png", "predicted p",
+                                   "p = {}", "lesson 3 probability → loss", record_property)
 
 
 @pytest.mark.timeout(120)
@@ -238,17 +245,8 @@ def test_lesson_4_runs_and_shows_its_widget(lessons, record_property):
 
 @pytest.mark.timeout(120)
 def test_lesson_4_threshold_slider_redraws(lessons, record_property):
-    page = lessons.open("04-metrics.ipynb").page
-    view = WidgetView(page, widget_views(page).nth(0))
-    view.save_screenshot("lesson4-threshold.png")
-    assert view.slider_names() == ["threshold"]
-    latencies = Latencies("lesson 4 threshold", target_ms=150)
-    readout = view.box.locator(".widget-html-content")
-    for _ in range(3):
-        check_slider_redraws(view, "threshold", latencies)
-        expect(readout).to_contain_text(f"threshold {view.readout('threshold')}")
-    assert lessons.session.errors() == []
-    record_latencies(record_property, latencies)
+    check_slider_moves_its_readout(lessons, "04-metrics.ipynb", "lesson4-threshold.png", "threshold",
+                                   "threshold {}", "lesson 4 threshold", record_property)
     lessons.close()  # its kernel is not needed by the tests below
 
 
