@@ -5,10 +5,10 @@ nbgrader's folders map onto the course's layout: the instructor's source noteboo
 ``solutions/``, the student release is ``exercises/``.
 """
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, GetGrades, SaveAutoGrades
 
-from grader.preprocessors import ClearHiddenTestsAndTracebacks
+from grader.preprocessors import ClearHiddenTestsAndTracebacks, KeepHandGrades, RememberHandGrades, SandboxedExecute
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
@@ -30,6 +30,14 @@ c.IgnorePattern.pattern = (
 
 # The slowest check trains a small model for a few seconds; 60 s leaves room on a busy machine.
 c.Execute.timeout = 60
+
+# Every autograde in a course folder — Formgrader's Autograde button and `nbgrader autograde` as well
+# as `course-grader autograde` — runs a notebook the same way: rebuilt from the release, in a
+# sandboxed worker with per-notebook caps, its tests judged outside the student's kernel
+# (grader.preprocessors.SandboxedExecute replaces nbgrader's Execute; IgnorePattern and LimitOutput
+# are applied inside it). Hand grades of answers that did not change survive a regrade.
+c.Autograde.autograde_preprocessors = [SandboxedExecute, ClearMetadataPreprocessor, RememberHandGrades,
+                                       SaveAutoGrades, KeepHandGrades, AssignLatePenalties, CheckCellMetadata]
 
 # Student feedback shows the graded notebook without the hidden tests and without tracebacks that
 # quote them (stock nbgrader shows both).

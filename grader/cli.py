@@ -137,8 +137,11 @@ def autograde(assignment: str = typer.Argument(...),
               workers: int = typer.Option(os.cpu_count() or 1, help="parallel sandboxes on this machine (default: "
                                           "cores); with --scheduler the cluster's worker threads decide"),
               timeout: float = typer.Option(300.0, help="seconds one notebook may run in all"),
-              cell_timeout: float = typer.Option(60.0, help="seconds one cell may run"),
-              memory: int = typer.Option(4096, help="MiB of address space per notebook (TensorFlow needs ~2300)"),
+              cell_timeout: float = typer.Option(60.0, help="seconds one cell (or one test) may run"),
+              memory: int = typer.Option(2048, help="MiB of memory for one notebook, all its processes together"),
+              processes: int = typer.Option(128, help="processes and threads one notebook may run at once"),
+              no_cgroups: bool = typer.Option(False, "--no-cgroups", help="grade where the memory and process caps "
+                                              "per notebook (cgroups) are not available: only per-process limits"),
               scheduler: Optional[str] = typer.Option(
                   None, envvar="COURSE_GRADER_SCHEDULER",
                   help="run the notebooks on a Dask cluster: its scheduler's address (tcp://host:8786) or "
@@ -148,60 +151,17 @@ def autograde(assignment: str = typer.Argument(...),
                                           "files, tests and limits (e.g. after an interrupted run)"),
               workspace: Optional[Path] = WorkspaceOption):
     """Grade every submission in its own sandbox, in parallel, into nbgrader's gradebook."""
-    from grader.autograde import autograde as run_autograde
-    from grader.autograde import plan
-    from grader.distributed import ClusterUnavailable
+    from grader.autograde_display import run
+    from grader.limits import Limits
 
     ws = _workspace(workspace)
     scheduler = scheduler or ws.config.CourseGrader.get("scheduler") or None
     if scheduler in ("local", "none"):
         scheduler = None
-    limits = sandbox.Limits(wall_seconds=timeout, cell_seconds=cell_timeout, memory_mib=memory)
-    try:
-        jobs, _ = plan(ws, assignment, student)
-    except WorkspaceError as error:
-        _fail(str(error))
-    columns = [TextColumn("autograding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.description}")]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("", total=len(jobs))
-
-        def advance(job):
-            if job.skipped:  # not counted in the ETA: the bar starts after them
-                progress.update(task, total=progress.tasks[0].total - 1)
-                return
-            progress.update(task, advance=1, description=f"{job.student}/{job.notebook}")
-
-        cluster = {}
-
-        def announce(info):
-            cluster.update(info)
-            progress.console.print(f"Dask scheduler {info['scheduler']}: {info['workers']} workers, "
-                                   f"{info['threads']} threads; dashboard: {info['dashboard']}")
-            if info.get("worker_saturation") not in (None, 1, 1.0):
-                progress.console.print(f"note: the scheduler's distributed.scheduler.worker-saturation is "
-                                       f"{info['worker_saturation']}; with 1.0 a worker killed by one notebook "
-                                       "does not count against the notebooks queued behind it")
-
-        try:
-            result = run_autograde(ws, assignment, student, workers=workers, limits=limits, progress=advance,
-                                   scheduler=scheduler, resume=resume, announce=announce)
-        except (WorkspaceError, sandbox.SandboxUnavailable, ClusterUnavailable) as error:
-            _fail(str(error))
-        progress.update(task, completed=progress.tasks[0].total, description="done")
-    where = (f"on the Dask cluster at {cluster.get('scheduler', scheduler)} ({cluster.get('threads', '?')} threads)"
-             if scheduler else f"with {workers} workers")
-    console.print(f"graded {len(result.scores) - len(result.skipped)} submissions of '{assignment}' in "
-                  f"{result.seconds:.1f} s {where}")
-    if result.skipped:
-        console.print(f"skipped {len(result.skipped)} already graded from the same files (--resume)")
-    if result.failures:
-        _table("what could not be graded normally, and why", ["student", "file", "reason"], result.failures)
-    (ws.root / "reports").mkdir(exist_ok=True)
-    with open(ws.root / "reports" / f"{assignment}-autograde-problems.csv", "w") as out:
-        out.write("student,file,reason\n")
-        for row in result.failures:
-            out.write(",".join('"' + str(v).replace('"', '""') + '"' for v in row) + "\n")
+    limits = Limits(wall_seconds=timeout, cell_seconds=cell_timeout, memory_mib=memory, max_processes=processes)
+    code = run(ws, assignment, student, workers, limits, scheduler, resume, not no_cgroups, console, err)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -1,35 +1,31 @@
-"""Execute a batch on a Dask cluster instead of this machine (``course-grader autograde --scheduler``).
+"""Run a batch's notebooks on a Dask cluster instead of this machine (``autograde --scheduler``).
 
-Only step 2 of ``autograde`` (execution) moves; planning, sanitizing, checking what comes back
-and scoring stay in the coordinator, which is the gradebook's only writer. The unit of work is one
-notebook: the coordinator sends the sanitized notebook (release cells and tests already put back,
-as a JSON string: data, not a path, so workers need no shared file system), the settings and the
-limits; the worker runs ``autograde.execute_job`` — the very function the local path runs — in a
-bubblewrap sandbox on its own machine, and returns the executed notebook as a JSON string. The
-coordinator checks it exactly as a local result (``autograde.accept``: same cells, same sources).
+Only step 3 (execute and judge) moves; reading, rebuilding, checking what comes back and scoring
+stay in the coordinator, which is the gradebook's only writer. The unit of work is one notebook:
+the coordinator sends the prepared notebook (JSON: data, not a path, so workers need no shared
+file system), the settings and the limits; the worker runs ``grader.execute.run_notebook`` — the
+very function the local executor runs — in a sandbox on its own machine, and returns an
+``Outcome``. ``run_on_cluster`` yields ``(job, Outcome)`` as notebooks finish, like
+``grader.execute.run_local``.
 
-Workers need the course's Python environment (``pip install -e .`` of this repository: the
-worker imports ``grader`` and the kernel imports ``coursekit``) and bubblewrap. On the worker the
-sandbox hides, besides what it hides locally (the worker's copy of the course repository, its
-home), the worker's own scratch folder, where Dask may keep other submissions' data.
+Workers need the course's Python environment (``pip install -e .`` of this repository) and
+bubblewrap; ``check_worker`` runs on each before the batch and refuses a worker that cannot
+isolate notebooks or cap them. It also makes the worker count its sandboxes' memory (their
+cgroups) as its own, so that Dask's memory management sees it; idle sandboxes are stopped after
+``grader.forkserver.IDLE_SECONDS``.
 
 Failures, as Dask handles them:
 
-* a worker that dies while grading (killed, out of memory, its machine lost): the scheduler
-  gives the notebook to another worker; the coordinator receives exactly one result per notebook;
-* a notebook whose grading killed ``distributed.scheduler.allowed-failures`` + 1 workers (default
-  3 + 1): the scheduler gives up with ``KilledWorker``; the notebook is scored 0 with that reason;
-* the scheduler lost, or any other error of the cluster: the notebook fails with "grader error",
-  which ``--resume`` grades again (it is not the submission's fault).
-
-Keep ``distributed.scheduler.worker-saturation`` at 1.0 on the scheduler: a worker then holds only
-the notebooks it is running, so a worker killed by one notebook does not count against others
-queued behind it.
+* a worker that dies while grading: the scheduler gives the notebook to another worker; the
+  coordinator receives exactly one result per notebook;
+* a notebook whose grading killed ``distributed.scheduler.allowed-failures`` + 1 workers: the
+  scheduler gives up with ``KilledWorker``; the notebook is scored 0 with that reason;
+* the scheduler lost, or any other error of the cluster: a grader failure, which ``--resume``
+  grades again (it is not the submission's fault).
 """
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import hashlib
 import json
 import os
@@ -37,7 +33,8 @@ from pathlib import Path
 
 import nbformat
 
-from grader import autograde
+from grader import execute, forkserver
+from grader.results import Failure, FailureKind, Outcome
 
 # Test seam, inert unless the *worker's* environment sets it: a notebook whose JSON contains this
 # value makes the worker process exit at once, as a worker killed by the notebook would. A student
@@ -49,39 +46,50 @@ class ClusterUnavailable(RuntimeError):
     """The Dask scheduler cannot be reached or has no usable worker; the message says why."""
 
 
-def grade_remote(notebook_json, settings, limits, hidden):
+def grade_remote(notebook_json, settings, limits):
     """The task a worker runs: one notebook, sandboxed exactly as locally."""
     marker = os.environ.get(KILL_MARKER_ENV)
     if marker and marker in notebook_json:
         os._exit(70)
-    hidden = list(hidden)
-    try:
-        from distributed import get_worker
-
-        hidden.append(get_worker().local_directory)
-    except (ImportError, ValueError):
-        pass
-    outcome = autograde.execute_job(notebook_json, settings, limits, hidden)
-    outcome["worker_pid"] = os.getpid()
+    outcome = execute.run_notebook(notebook_json, settings, limits)
+    outcome.worker = str(os.getpid())
     return outcome
 
 
-def check_worker():
+def _count_sandbox_memory(worker):
+    """Make the worker's memory figure include its sandboxes (their cgroups): Dask's
+    ``SystemMonitor.get_process_memory`` is the one place its memory manager reads."""
+    monitor = worker.monitor
+    if getattr(monitor, "_course_grader_counted", False):
+        return
+    own = monitor.get_process_memory
+    monitor.get_process_memory = lambda: own() + forkserver.memory_bytes()
+    monitor._course_grader_counted = True
+
+
+def check_worker(use_cgroups=True):
     """Run on every worker before the batch: can it grade at all?"""
     import platform
     import sys
 
-    import grader.autograde  # noqa: F401  (what every task needs: imported once, here, not in the first task)
     from grader import sandbox
 
+    forkserver.use_cgroups = use_cgroups
     problem = None
     try:
         sandbox.bwrap_path()
-        # bubblewrap present but unable to make a sandbox, or the sandbox unable to isolate each notebook
-        # (no user namespaces in a container, say)
         sandbox.check_namespaces()
+        support = forkserver.cgroup_support()
+        if use_cgroups and support.kind is None:
+            problem = f"no per-notebook caps on this worker: {support.reason}"
     except sandbox.SandboxUnavailable as error:
         problem = str(error)
+    try:
+        from distributed import get_worker
+
+        _count_sandbox_memory(get_worker())
+    except (ImportError, ValueError):
+        pass
     return {"host": platform.node(), "python": sys.version.split()[0], "problem": problem}
 
 
@@ -98,7 +106,7 @@ def connect(scheduler, timeout=30):
 
 
 def _key(job, settings, limits):
-    cells = [[c.cell_type, c.source, c.get("metadata", {})] for c in job.sanitized.cells]  # not the random ids
+    cells = [[c.cell_type, c.source, c.get("metadata", {})] for c in job.prepared.cells]  # not the random ids
     content = hashlib.sha256(json.dumps([cells, settings, limits], sort_keys=True, default=str).encode()).hexdigest()[:16]
     # Same submission, same tests, same limits -> same key: a restarted coordinator reattaches to a
     # result the cluster still holds instead of grading it again. A tuple whose first element is the
@@ -107,13 +115,12 @@ def _key(job, settings, limits):
     return ("course-grader-notebook", job.assignment, job.student, job.notebook, content)
 
 
-def execute_on_cluster(scheduler, jobs, settings, limits, hidden, progress=None, announce=None,
-                       wait_for_workers=60):
-    """Execute ``jobs`` on the cluster; calls ``progress(job)`` in this thread as each one completes."""
+def run_on_cluster(scheduler, jobs, settings, limits, announce=None, use_cgroups=True, wait_for_workers=60):
+    """Run ``jobs`` on the cluster; yields (job, Outcome) as each one finishes."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    limits_dict = dataclasses.asdict(limits)
+    limits_dict = limits.as_dict()
     client = connect(scheduler)
     try:
         try:
@@ -121,7 +128,7 @@ def execute_on_cluster(scheduler, jobs, settings, limits, hidden, progress=None,
         except TimeoutError:
             raise ClusterUnavailable(f"the Dask scheduler at {scheduler} has no worker "
                                      f"(waited {wait_for_workers} s)") from None
-        checks = client.run(check_worker)
+        checks = client.run(check_worker, use_cgroups)
         broken = {address: info["problem"] for address, info in checks.items() if info["problem"]}
         if broken:
             raise ClusterUnavailable("workers that cannot grade: " + "; ".join(
@@ -135,24 +142,20 @@ def execute_on_cluster(scheduler, jobs, settings, limits, hidden, progress=None,
                 saturation = None
             announce({"scheduler": client.scheduler.address, "dashboard": client.dashboard_link,
                       "workers": len(info.get("workers", {})), "threads": threads, "worker_saturation": saturation})
-        futures = {}
-        for job in jobs:
-            future = client.submit(grade_remote, nbformat.writes(job.sanitized), settings, limits_dict, hidden,
-                                   key=_key(job, settings, limits_dict))
-            futures[future] = job
+        futures = {client.submit(grade_remote, nbformat.writes(job.prepared), settings, limits_dict,
+                                 key=_key(job, settings, limits_dict)): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
             try:
                 outcome = future.result()
             except KilledWorker as error:
-                outcome = {"failure": f"killed {error.allowed_failures + 1} workers while it ran (each time the worker "
-                                      "process died), so it was not retried again: scored 0"}
+                outcome = Outcome(failure=Failure(FailureKind.KILLED_WORKERS, f"killed {error.allowed_failures + 1} "
+                                                  "workers while it ran (each time the worker process died), so it "
+                                                  "was not retried again: scored 0"))
             except (Exception, asyncio.CancelledError, concurrent.futures.CancelledError) as error:
-                # the scheduler lost, a task cancelled: not the submission's fault
-                outcome = {"failure": f"grader error (Dask: {type(error).__name__}: {error}): scored 0"}
-            autograde.accept(job, outcome, settings)
+                outcome = Outcome(failure=Failure(FailureKind.GRADER, f"grader error (Dask: {type(error).__name__}: "
+                                                  f"{error}): scored 0; --resume grades it again"))
             future.release()
-            if progress:
-                progress(job)
+            yield job, outcome
     finally:
         client.close()

@@ -1,15 +1,19 @@
-"""The coordinator's side of a worker: one long-lived sandbox that forks a fresh child per notebook.
+"""The coordinator's side of a worker: one long-lived sandbox that forks a fresh world per notebook.
 
-A ``ForkServer`` starts ``grader.zygote`` in a bubblewrap sandbox (``grader.sandbox.command``: no
-network, workspace and repository hidden, memory cap) around a private *spool* folder. For each
-notebook it writes a job folder into the spool, sends the job's name, and waits for the reply;
-the zygote forks an isolated driver and kernel for it (see ``grader.zygote``). What comes back
-is read without following links, and the job folder is deleted afterwards.
+A ``ForkServer`` starts ``grader.zygote`` in a sandbox (``grader.sandbox``: an empty world with
+only what a kernel needs, an unprivileged user, no network) inside cgroups of its own
+(``grader.cgroups``), around a private *spool* folder. For each notebook it writes a job folder
+into the spool (``job.json``: the notebook and its settings; ``kernel/``: the kernel's empty
+folder), sends the job's name and limits, and waits for the reply; the zygote forks the kernel
+side and the driver for it. What comes back is read without following links, and the job
+folder is deleted afterwards.
 
 If the zygote dies or stops answering, the sandbox is killed and a new one is started for the
-next notebook; the notebook that was running gets a "grader error" (resume runs it again).
+next notebook; the notebook that was running gets a grader failure (``--resume`` runs it again).
 A process keeps its idle servers (``acquire``/``release``); ``prestart`` launches them early, so
-that the zygotes import TensorFlow while the coordinator reads and sanitizes the submissions.
+that the zygotes import TensorFlow while the coordinator reads and prepares the submissions, and
+a server idle for ``IDLE_SECONDS`` is stopped, giving its memory back (a Dask worker between
+batches, say).
 """
 
 import atexit
@@ -17,7 +21,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -26,43 +29,72 @@ import threading
 import time
 from pathlib import Path
 
-from grader import sandbox
+from grader import cgroups, sandbox
+from grader.limits import JOB_FILE, KERNEL_FOLDER, OUTPUT_FILE, SPOOL, VERDICTS_FILE
 
-SPOOL = Path("/tmp/spool")  # grader.zygote.SPOOL; not imported, so the coordinator never imports TensorFlow
-STARTUP_SECONDS = 180.0     # importing TensorFlow in the zygote on a busy machine
-GRACE_SECONDS = 30.0        # the zygote enforces the wall-clock limit; this is our own, in case it cannot
+STARTUP_SECONDS = 180.0  # importing TensorFlow in the zygote on a busy machine
+GRACE_SECONDS = 30.0     # the zygote enforces the wall-clock limit; this is our own, in case it cannot
+IDLE_SECONDS = 60.0      # an idle server is stopped after this long
 
 
 class WorkerError(RuntimeError):
     """The worker's sandbox failed (not the notebook's fault)."""
 
 
+class JobFailed(Exception):
+    """The notebook itself could not be run to the end: the message is the failure row's reason."""
+
+    def __init__(self, kind, reason):
+        super().__init__(reason)
+        self.kind = kind
+
+
+_support = None
+
+
+def cgroup_support():
+    """What this machine offers for per-notebook caps (detected once per process)."""
+    global _support
+    if _support is None:
+        _support = cgroups.detect()
+    return _support
+
+
 class ForkServer:
-    def __init__(self, limits, hidden=()):
-        self.memory_mib, self.hidden = limits.memory_mib, tuple(str(p) for p in hidden)
+    def __init__(self, use_cgroups=True):
         self.spool = Path(tempfile.mkdtemp(prefix="grader-spool-"))
-        os.chmod(self.spool, 0o777)
-        self.process, self.log, self.jobs, self.ready = None, None, 0, False
+        self.use_cgroups = use_cgroups
+        self.process = self.log = self.launch_ = self.cgroups = None
+        self.jobs, self.ready, self.idle_since = 0, False, time.monotonic()
 
     # ------------------------------------------------------------------ life cycle
 
     def launch(self):
         """Start the sandbox; the zygote then imports TensorFlow while we do other work."""
-        self.log = open(self.spool / "zygote.log", "w+")
-        argv = [sys.executable, "-m", "grader.zygote"]
-        self.process = subprocess.Popen(sandbox.command(self.spool, argv, self.hidden, inside=SPOOL),
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                        preexec_fn=sandbox.memory_limit(self.memory_mib),
-                                        start_new_session=True)
+        sandbox.prepare_writable(self.spool)
+        self.log = open(self.spool.with_suffix(".log"), "w+")
+        uid, gid = sandbox.sandbox_user()
+        if self.use_cgroups:
+            support = cgroup_support()
+            if support.kind is None:
+                raise WorkerError(f"no per-notebook caps: {support.reason}")
+            self.cgroups = cgroups.WorkerCgroups(support, self.spool.name, uid, gid)
+        self.launch_ = sandbox.Launch({self.spool: SPOOL}, [sys.executable, "-m", "grader.zygote"],
+                                      cgroups=self.cgroups, chdir=SPOOL)
+        self.process = self.launch_.popen(stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=self.log)
         self.ready = False
 
     def wait_ready(self):
         if not self.alive():
+            self.close()
             self.launch()
         if not self.ready:
             reply = self._read_reply(STARTUP_SECONDS)
             if not reply.get("ready"):
                 raise WorkerError(f"the grading sandbox did not start ({self._last_log_line()})")
+            if self.use_cgroups and not reply.get("cgroups"):
+                raise WorkerError("the grading sandbox started without its cgroups")
             self.ready = True
 
     def alive(self):
@@ -71,11 +103,17 @@ class ForkServer:
     def close(self):
         if self.process is not None:
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, 9)
             except ProcessLookupError:
                 pass
             self.process.wait()
             self.process = None
+        if self.launch_ is not None:
+            self.launch_.cleanup()
+            self.launch_ = None
+        if self.cgroups is not None:
+            self.cgroups.remove()
+            self.cgroups = None
         if self.log:
             self.log.close()
             self.log = None
@@ -83,6 +121,10 @@ class ForkServer:
     def remove(self):
         self.close()
         shutil.rmtree(self.spool, ignore_errors=True)
+        self.spool.with_suffix(".log").unlink(missing_ok=True)
+
+    def memory_bytes(self):
+        return self.cgroups.memory_bytes() if self.cgroups is not None and self.alive() else 0
 
     def _read_reply(self, timeout):
         deadline = time.monotonic() + timeout
@@ -102,25 +144,24 @@ class ForkServer:
                 continue  # not ours: the zygote's replies are single JSON lines
 
     def _last_log_line(self):
-        return _last_line(self.spool / "zygote.log", "no message")
+        return _last_line(self.spool.with_suffix(".log"), "no message")
 
     # ------------------------------------------------------------------ one notebook
 
     def run(self, notebook_json, settings, limits):
-        """Execute and judge one notebook. Returns (the executed notebook's JSON, the judge's verdicts'
-        JSON: a list, or ``{"error": why}``); raises ``WorkerError`` or ``JobFailed``."""
+        """Execute and judge one notebook. Returns (executed notebook JSON, verdicts as a list of dicts,
+        the cgroup usage or None); raises ``WorkerError`` or ``JobFailed``."""
         self.wait_ready()
         self.jobs += 1
         name = f"job-{self.jobs}"
         folder = self.spool / name
-        (folder / ".home").mkdir(parents=True)
-        (folder / "input.ipynb").write_text(notebook_json, encoding="utf-8")
-        (folder / "settings.json").write_text(json.dumps(settings))
-        for path in (folder, folder / ".home", folder / "input.ipynb", folder / "settings.json"):
-            os.chmod(path, 0o777 if path.is_dir() else 0o666)
+        (folder / KERNEL_FOLDER / ".home").mkdir(parents=True)
+        (folder / JOB_FILE).write_text(json.dumps({"notebook": notebook_json, "settings": settings}),
+                                       encoding="utf-8")
+        sandbox.prepare_writable(folder)
         try:
             try:
-                request = json.dumps({"job": name, "wall_seconds": limits.wall_seconds})
+                request = json.dumps({"job": name, "limits": limits.as_dict()})
                 self.process.stdin.write(request.encode() + b"\n")
                 self.process.stdin.flush()
             except OSError as error:  # the zygote is gone
@@ -132,27 +173,29 @@ class ForkServer:
                 raise WorkerError(f"the grading sandbox answered for another job ({reply})")
             if "error" in reply:
                 raise WorkerError(f"the grading sandbox could not run it ({reply['error']})")
-            if reply["timed_out"]:
-                raise JobFailed(f"the notebook ran longer than {limits.wall_seconds:g} s and was stopped: scored 0")
-            output = read_regular_file(folder / "output.ipynb", limits.max_output_bytes)
+            usage = reply.get("usage")
+            if reply.get("timed_out"):
+                raise JobFailed("timeout", f"the notebook ran longer than {limits.wall_seconds:g} s in all and was "
+                                           "stopped: scored 0")
+            if not reply.get("kernel_started"):
+                raise WorkerError(f"the kernel could not start ({_last_line(folder / 'kernel-start-log.txt')})")
+            output = read_regular_file(folder / OUTPUT_FILE, limits.max_output_bytes)
             if output is None:
-                raise JobFailed(f"execution failed ({_last_line(folder / 'driver-stderr.txt')}): scored 0")
-            verdicts = read_regular_file(folder / "verdicts.json", limits.max_output_bytes) if reply.get("judged") \
-                else None
-            if verdicts is None:
-                verdicts = json.dumps({"error": _last_line(folder / "judge-stderr.txt")})
-            return output, verdicts
+                raise WorkerError(f"the driver failed ({_last_line(folder / 'driver-log.txt')})")
+            verdicts = read_regular_file(folder / VERDICTS_FILE, limits.max_output_bytes)
+            try:
+                verdicts = json.loads(verdicts) if verdicts else []
+            except ValueError:
+                verdicts = []
+            return output, verdicts if isinstance(verdicts, list) else [], usage
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows links out of the folder
-
-
-class JobFailed(Exception):
-    """The notebook itself could not be run to the end: the message is the failure row's reason."""
+            self.idle_since = time.monotonic()
 
 
 def read_regular_file(path, max_bytes):
-    """The file's text, or None if it is missing or not a regular file: a link the student's code
-    put there is never followed. JobFailed if the file is larger than ``max_bytes``."""
+    """The file's text, or None if it is missing or not a regular file (a link is never followed).
+    JobFailed if the file is larger than ``max_bytes``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block us
     except OSError:
@@ -162,11 +205,11 @@ def read_regular_file(path, max_bytes):
         if not stat.S_ISREG(status.st_mode):
             return None
         if status.st_size > max_bytes:
-            raise JobFailed(f"outputs larger than {max_bytes // 2**20} MiB: scored 0")
+            raise JobFailed("output_too_large", f"outputs larger than {max_bytes // 2**20} MiB: scored 0")
         return file.read(max_bytes + 1).decode("utf-8", "replace")
 
 
-def _last_line(path, default="the notebook's driver wrote no message"):
+def _last_line(path, default="no message"):
     try:
         lines = (read_regular_file(path, 2**20) or "").strip().splitlines()
     except JobFailed:
@@ -174,43 +217,70 @@ def _last_line(path, default="the notebook's driver wrote no message"):
     return lines[-1][:200] if lines else default
 
 
-# --------------------------------------------------------------------------- idle servers of this process
+# --------------------------------------------------------------------------- the servers of this process
 
-_idle = {}  # (memory cap, hidden paths) -> servers not running a notebook now
+_idle = []  # servers not running a notebook now
 _all = []
 _lock = threading.Lock()
+_reaper = None
+use_cgroups = True  # set once per process by the caller (autograde's --no-cgroups, a Dask worker's check)
 
 
-def _key(limits, hidden):
-    return limits.memory_mib, tuple(str(p) for p in hidden)
-
-
-def prestart(limits, hidden=(), count=1):
+def prestart(count=1):
     """Launch ``count`` servers now, so that their start-up overlaps the coordinator's own work."""
     for _ in range(count):
-        server = ForkServer(limits, hidden)
+        server = ForkServer(use_cgroups)
         server.launch()
         with _lock:
             _all.append(server)
-            _idle.setdefault(_key(limits, hidden), []).append(server)
+            _idle.append(server)
+    _start_reaper()
 
 
-def acquire(limits, hidden=()):
-    """An idle server for these limits, or a new one: each runs one notebook at a time."""
+def acquire():
+    """An idle server, or a new one: each runs one notebook at a time."""
     with _lock:
-        idle = _idle.setdefault(_key(limits, hidden), [])
-        if idle:
-            return idle.pop(0)
-    server = ForkServer(limits, hidden)
+        if _idle:
+            return _idle.pop()
+    server = ForkServer(use_cgroups)
     with _lock:
         _all.append(server)
+    _start_reaper()
     return server
 
 
-def release(server, limits, hidden=()):
+def release(server):
     with _lock:
         if server in _all:  # not stopped by close_all meanwhile
-            _idle.setdefault(_key(limits, hidden), []).append(server)
+            server.idle_since = time.monotonic()
+            _idle.append(server)
+
+
+def memory_bytes():
+    """Memory held by this process's sandboxes (their cgroups), for Dask's accounting."""
+    with _lock:
+        servers = list(_all)
+    return sum(server.memory_bytes() for server in servers)
+
+
+def _stop_idle():
+    while True:
+        time.sleep(IDLE_SECONDS / 4)
+        with _lock:
+            stale = [s for s in _idle if time.monotonic() - s.idle_since > IDLE_SECONDS]
+            for server in stale:
+                _idle.remove(server)
+                _all.remove(server)
+        for server in stale:
+            server.remove()
+
+
+def _start_reaper():
+    global _reaper
+    with _lock:
+        if _reaper is None:
+            _reaper = threading.Thread(target=_stop_idle, name="forkserver-idle", daemon=True)
+            _reaper.start()
 
 
 def close_all():

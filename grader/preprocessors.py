@@ -1,6 +1,31 @@
-"""nbgrader preprocessors the course adds to nbgrader's own (configured in nbgrader_config.py)."""
+"""nbgrader preprocessors the course adds to nbgrader's own (configured in nbgrader_config.py).
 
-from nbgrader.preprocessors import ClearHiddenTests
+* ``SandboxedExecute`` replaces nbgrader's ``Execute`` in its ``Autograde`` converter, so that
+  every way of autograding in a course folder — Formgrader's Autograde button, ``nbgrader
+  autograde``, ``course-grader autograde`` — runs the notebook the same way: rebuilt from the
+  release, in a sandboxed worker, its tests judged outside the student's kernel.
+* ``RememberHandGrades`` and ``KeepHandGrades`` wrap nbgrader's ``SaveAutoGrades``, which puts
+  every hand-graded answer back in the grading queue when a notebook is autograded again: an
+  answer that did not change keeps its hand grade and its "graded" state.
+* ``ClearHiddenTestsAndTracebacks``: feedback without hidden tests, nor tracebacks that quote them.
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+from nbgrader.utils import is_grade, is_solution
+from traitlets import Bool, Float, Integer
+
+from grader.limits import Limits
+
+_DEFAULTS = Limits()
+
+
+def _grade_id(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
@@ -20,3 +45,93 @@ class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
                 if output.output_type == "error":
                     output.traceback = [f"\x1b[1;31m✗ {output.ename}:\x1b[0m {output.evalue}"]
         return cell, resources
+
+
+class SandboxedExecute(NbGraderPreprocessor):
+    """Execute and judge a submitted notebook as ``course-grader autograde`` does, one at a time."""
+
+    cell_seconds = Float(_DEFAULTS.cell_seconds, help="seconds one cell (or one test) may run").tag(config=True)
+    wall_seconds = Float(_DEFAULTS.wall_seconds, help="seconds the whole notebook may run").tag(config=True)
+    memory_mib = Integer(_DEFAULTS.memory_mib, help="MiB for all processes of one notebook").tag(config=True)
+    max_processes = Integer(_DEFAULTS.max_processes, help="processes of one notebook").tag(config=True)
+    use_cgroups = Bool(True, help="cap each notebook with cgroups (refuse to grade where there are none)"
+                       ).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from grader import execute, forkserver, rebuild, score
+        from grader.submissions import Job
+
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        release = Path(coursedir.format_path(coursedir.release_directory, ".", info["assignment"])) \
+            / f"{info['notebook']}.ipynb"
+        rebuilt, notes = rebuild.rebuild_from_release(nb, nbformat.read(release, as_version=4))
+        prepared = rebuild.sanitize(self.config, info["db_url"], info["student"], info["assignment"],
+                                    info["notebook"], rebuilt)
+        limits = Limits(wall_seconds=self.wall_seconds, cell_seconds=self.cell_seconds, memory_mib=self.memory_mib,
+                        max_processes=self.max_processes)
+        settings = {"cell_seconds": limits.cell_seconds,
+                    "ignore_pattern": self.config.IgnorePattern.get("pattern", ""),
+                    "max_lines": self.config.LimitOutput.get("max_lines", 1000),
+                    "max_traceback": self.config.LimitOutput.get("max_traceback", 100)}
+        forkserver.use_cgroups = self.use_cgroups
+        if self.use_cgroups and forkserver.cgroup_support().kind is None:
+            raise RuntimeError(f"course-grader cannot cap notebooks here ({forkserver.cgroup_support().reason}); "
+                               "set c.SandboxedExecute.use_cgroups = False to grade with per-process limits only")
+        job = Job(info["student"], info["assignment"], info["notebook"], path=None, prepared=prepared, notes=notes)
+        score.accept(job, execute.run_notebook(nbformat.writes(prepared), settings, limits), settings)
+        for note in job.notes:
+            self.log.warning("%s/%s: %s", info["student"], job.file, note.reason)
+        root = Path(coursedir.root)
+        score.write_verdicts_to(root / "verdicts", info["assignment"], info["student"], [job])
+        if job.failure:
+            self.log.error("%s/%s: %s", info["student"], job.file, job.failure.reason)
+            return score.failed_notebook(prepared, job.failure), resources
+        return job.executed, resources
+
+
+def _previous_sources(config, info):
+    """{grade_id: source} of this notebook as it was last autograded (nbgrader's autograded/ copy)."""
+    coursedir = CourseDirectory(config=config)
+    path = Path(coursedir.format_path(coursedir.autograded_directory, info["student"], info["assignment"])) \
+        / f"{info['notebook']}.ipynb"
+    try:
+        previous = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return {}
+    return {_grade_id(cell): cell.source for cell in previous.cells if _grade_id(cell)}
+
+
+class RememberHandGrades(NbGraderPreprocessor):
+    """Before SaveAutoGrades: which answers have a hand grade, and how they read when graded."""
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        graded = {}
+        with Gradebook(info["db_url"]) as gradebook:
+            try:
+                submitted = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+                graded = {g.name for g in submitted.grades if g.manual_score is not None and not g.needs_manual_grade}
+            except MissingEntry:
+                pass
+        sources = _previous_sources(self.config, info) if graded else {}
+        resources["hand_graded"] = {name: sources[name] for name in graded if name in sources}
+        return nb, resources
+
+
+class KeepHandGrades(NbGraderPreprocessor):
+    """After SaveAutoGrades: a hand-graded answer whose source did not change stays graded."""
+
+    def preprocess(self, nb, resources):
+        remembered = resources.get("hand_graded") or {}
+        if not remembered:
+            return nb, resources
+        now = {_grade_id(cell): cell.source for cell in nb.cells if is_grade(cell) or is_solution(cell)}
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            submitted = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+            for grade in submitted.grades:
+                if grade.name in remembered and remembered[grade.name] == now.get(grade.name):
+                    grade.needs_manual_grade = False
+            gradebook.db.commit()
+        return nb, resources

@@ -1,35 +1,36 @@
-"""Checks behind the graded exercises: friendly for students, exact for grading.
+"""The exercises' checks: what their test cells call (``from coursekit import grading as check``).
 
-The exercises' test cells (visible and hidden) call these functions. They are designed to
+Checks judge **behaviour**, not spelling: what a compiled model's loss and metrics compute on
+probe data, what a student's function returns for inputs the check chooses, how the model's
+optimizer moves a weight. They reach the student's work only through ``answered(name)``
+(``coursekit.answers``), so the same check runs
 
-* accept every valid answer: a loss as a string or an object, ``'accuracy'`` or
-  ``BinaryAccuracy()``, a linear output with ``from_logits=True``, ``Adam()`` or
-  ``Adam(learning_rate=0.001)``, answer letters in any case with any spacing;
-* reject every wrong one, by checking *behaviour* on probe data (what loss value the compiled
-  model really computes, what its metric really reports) rather than spelling;
-* never be fooled by an answer object that overrides ``__eq__``: answers are copied into plain
-  built-in values (``type(x) is str``, a new ``frozenset``) before any comparison;
-* fail with a message that says what is wrong and gives a hint, not a traceback.
+* in the student's kernel (self-study, nbgrader's Validate, stock ``nbgrader autograde``), and
+* in ``course-grader``'s judge, a process that never runs student code: there every need becomes
+  a typed request to the student's kernel, and only data comes back.
 
-This module contains no answer key: the quiz's keys live only in the hidden tests of
-``solutions/``, which nbgrader strips from the student release.
+A check never needs to know which. It is written to
+
+* accept every valid answer (a loss as a string or an object, a linear output with
+  ``from_logits=True``, Keras's or the paper's form of Adam, any real number type);
+* reject every wrong one, including answers that only look right (``AdamW`` is not Adam with its
+  defaults; a ``str`` subclass equal to everything is not a letter: answers are copied into plain
+  built-in values before any comparison);
+* fail with a message that says what is wrong and points at the idea (and the lesson) behind it,
+  never at the answer itself.
+
+This module contains no answer key.
 """
-
-import hashlib
-import inspect
-import json
-import logging
-import os
-import re
-import warnings
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
+from coursekit.answers import (Answer, LocalAnswer, NoAnswer, NotCallable, StudentError, Unreadable, answer_source,
+                               quiet)
+
 __all__ = [
-    "CheckFailed", "answered", "choice", "choices", "check_task_model", "check_output_and_loss",
-    "check_metrics", "check_adam_settings", "probe_for_task", "TASKS",
+    "CheckFailed", "answered", "choice", "choices", "show_choice", "show_choices", "verdict", "check_task_model",
+    "check_output_and_loss", "check_metrics", "check_adam_settings", "check_adam_reaches_target", "check_bce",
+    "check_adam_step", "probe_for_task", "TASKS",
 ]
 
 
@@ -37,8 +38,13 @@ class CheckFailed(AssertionError):
     """A failed check. In Jupyter it prints as one friendly message instead of a traceback.
 
     IPython calls ``_render_traceback_`` to format an exception; nbgrader still sees an error
-    output, so the test cell scores 0 as it should.
+    output, so the test cell scores 0 as it should. ``check`` and ``summary`` classify the
+    failure for the instructor's report (``summary`` holds no numbers, so that failures group).
     """
+
+    def __init__(self, message, hint=None, check=None, summary=None, kind="check", misconception=None):
+        super().__init__(message + (f"\nHint: {hint}" if hint else ""))
+        self.check, self.summary, self.kind, self.misconception = check, summary or message, kind, misconception
 
     def _render_traceback_(self):
         return ["\x1b[1;31m✗ Not yet:\x1b[0m " + line if i == 0 else "  " + line
@@ -49,88 +55,113 @@ def passed(message):
     print(f"✓ {message}")
 
 
-def fail(message, hint=None):
-    raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
+def fail(message, hint=None, **classification):
+    raise CheckFailed(message, hint, **classification)
 
 
-@contextmanager
-def quiet():
-    """Silence what would reach stderr while student code runs inside a test cell: Python
-    warnings (e.g. Keras's UserWarnings) and TensorFlow's Python logger (e.g. retracing
-    notices). nbgrader scores a test cell 0 when anything reaches stderr."""
-    tf_logger = logging.getLogger("tensorflow")
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        tf_logger.setLevel(level)
-
-
-# --------------------------------------------------------------------------- quiz answers
-
-_MISSING = object()
-
+# --------------------------------------------------------------------------- answers
 
 def answered(name):
-    """The value the student gave to variable ``name`` in the notebook, or a friendly failure.
+    """The student's answer ``name`` (a variable of the notebook), from the current answer source."""
+    return answer_source().answer(name)
 
-    When grading, the student's kernel records what it returns (``Transcript``) and the verdict
-    is given by a judge process that replays the test cells on that record (``replay_from``)."""
-    if _replay is not None:
-        return _replay.answer(name)
-    frame = inspect.currentframe().f_back
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        frame = frame.f_back
-    value = frame.f_globals.get(name, _MISSING) if frame is not None else _MISSING
-    if value is _MISSING or value is Ellipsis:
-        fail(f"`{name}` has no answer yet.",
-             f"replace the line `raise NotImplementedError()` with `{name} = ...` and run that cell.")
-    transcript = Transcript.active()
-    if transcript is None:
-        return value
-    if inspect.isfunction(value) or inspect.ismethod(value):
-        return _Answer(name, value, transcript)  # its calls are recorded
-    transcript.add(name, "value", value=_encode(value))
-    return value
 
+def _as_answer(obj, name):
+    return obj if isinstance(obj, Answer) else LocalAnswer(name, obj)
+
+
+def _no_answer(problem, name):
+    if problem.cause and problem.cause.startswith("NameError"):
+        fail(f"`{name}` has no answer: the cell that should set it stopped with {problem.cause}.",
+             "a name that is not defined is often a letter or a word without quotes: write \"X\", not X.",
+             summary="answer cell stopped with a NameError", kind="form")
+    if problem.cause:
+        fail(f"`{name}` has no answer: the cell that should set it stopped with {problem.cause}.",
+             "fix that error and run the cell again.", summary="answer cell stopped with an error", kind="form")
+    fail(f"`{name}` has no answer yet.",
+         f"replace the line `raise NotImplementedError()` with `{name} = ...` and run that cell.",
+         summary="no answer", kind="form")
+
+
+def _value(answer, name):
+    try:
+        return _as_answer(answer, name).value()
+    except NoAnswer as problem:
+        _no_answer(problem, name)
+
+
+def _note(name, value):
+    """Tell the answer source how this answer reads once normalised (for the instructor's report)."""
+    note = getattr(answer_source(), "note", None)
+    if note is not None:
+        note(name, value)
+
+
+# --------------------------------------------------------------------------- multiple choice
 
 def _letters_in(text, name, options):
-    """Parse answer letters out of a plain string: 'b', ' B ', '(B)', 'A, c', 'a c e', 'ACE'."""
-    cleaned = re.sub(r"[\s,;/&+().\[\]{}'\"]|\bAND\b", " ", str.upper(text))
+    """Answer letters out of a plain string: 'b', ' B ', '(B)', 'A, c', 'a c e', 'ACE'."""
+    import re
+
+    cleaned = re.sub(r"[\s,;/&+().\[\]{}'\"]|\bAND\b", " ", text.upper())
     letters = [token for token in cleaned.split() if token]
     if len(letters) == 1 and len(letters[0]) > 1 and all(c in options for c in letters[0]):
         letters = list(letters[0])  # 'ACE' written without separators
     unknown = [letter for letter in letters if letter not in options]
     if unknown:
         fail(f"`{name}` contains {', '.join(repr(u) for u in unknown)}, which is not one of the options "
-             f"{', '.join(options)}.",
-             "answer with the option letters only, e.g. \"B\" or \"A, C\".")
+             f"{', '.join(options)}.", "answer with option letters only, in quotes, e.g. \"X\" or \"X, Y\".",
+             summary="not one of the options", kind="form")
     return letters
 
 
-def _as_plain_strings(value, name, options):
-    if type(value) is str:  # exactly str: a subclass could override comparison
+def _plain_letters(value, name, options):
+    if type(value) is str:
         return _letters_in(value, name, options)
     if type(value) in (list, tuple, set, frozenset):
         letters = []
-        for item in list(value):
+        for item in value:
             if type(item) is not str:
-                fail(f"`{name}` contains {item!r} of type {type(item).__name__}; every option must be a "
-                     "letter in quotes.", f"e.g. {name} = {{\"A\", \"C\"}}.")
+                shown = item.type_name if isinstance(item, Unreadable) else type(item).__name__
+                fail(f"`{name}` contains a {shown}; every option must be a letter in quotes.",
+                     f'e.g. {name} = {{"X", "Y"}}.', summary="not letters in quotes", kind="form")
             letters += _letters_in(item, name, options)
         return letters
-    fail(f"`{name}` should be letters in quotes, but it is a {type(value).__name__}.",
-         f"e.g. {name} = \"B\" (one choice) or {name} = {{\"A\", \"C\"}} (several).")
+    shown = value.type_name if isinstance(value, Unreadable) else type(value).__name__
+    fail(f"`{name}` should be letters in quotes, but it is a {shown}.",
+         f'e.g. {name} = "X" (one choice) or {name} = {{"X", "Y"}} (several).',
+         summary="not letters in quotes", kind="form")
 
 
-def verdict(ok, message):
+def choice(answer, options, name="answer"):
+    """One letter out of ``options``, as a new plain upper-case ``str``. ``answer``: an answer
+    from ``answered`` or a value. Accepted forms: a string ("B", " b ", "(B)") or a list, tuple or
+    set holding one such string."""
+    letters = _plain_letters(_value(answer, name), name, options)
+    if len(set(letters)) != 1:
+        fail(f"`{name}` should be exactly one letter; you gave {len(set(letters))}.",
+             "this question has one best answer: pick one option.", summary="not exactly one letter", kind="form")
+    _note(name, letters[0])
+    return str(letters[0])
+
+
+def choices(answer, options, name="answer"):
+    """A set of letters out of ``options``, as a new plain ``frozenset`` of ``str``. Accepted forms:
+    one string ("A, C", "ac") or a list, tuple or set of letter strings."""
+    letters = _plain_letters(_value(answer, name), name, options)
+    if not letters:
+        fail(f"`{name}` is empty.", "select every statement that is true (at least one is).",
+             summary="empty", kind="form")
+    selected = frozenset(str(letter) for letter in letters)
+    _note(name, sorted(selected))
+    return selected
+
+
+def verdict(ok, message, misconception=None):
     """Fail with ``message`` unless ``ok``. Hidden tests use this instead of ``assert``, whose
     traceback would print the test's source line, answer key included, into the feedback."""
     if ok is not True:
-        fail(message)
+        fail(message, summary=message, kind="wrong_choice", misconception=misconception)
     passed("right.")
 
 
@@ -147,23 +178,6 @@ def show_choices(name, options):
            "It is graded when you submit.")
 
 
-def choice(value, options, name="answer"):
-    """One letter out of ``options``, normalised to a plain upper-case ``str``."""
-    letters = _as_plain_strings(value, name, options)
-    if len(set(letters)) != 1:
-        fail(f"`{name}` should be exactly one letter; you gave {len(set(letters))}.",
-             "this question has one right answer: pick the best option.")
-    return str(letters[0])
-
-
-def choices(value, options, name="answer"):
-    """A set of letters out of ``options``, as a new plain ``frozenset`` of ``str``."""
-    letters = _as_plain_strings(value, name, options)
-    if not letters:
-        fail(f"`{name}` is empty.", "select every statement that is true (at least one is).")
-    return frozenset(str(letter) for letter in letters)
-
-
 # --------------------------------------------------------------------------- compiled models
 
 TASKS = {
@@ -174,93 +188,100 @@ TASKS = {
     "regression": dict(n_features=3, units=1, labels="real numbers, negative ones too", probability=None),
 }
 
+LESSON_LOSSES = "lesson 3 (Losses), the table of output layers and losses for each task"
+LESSON_METRICS = "lesson 4 (Metrics)"
+
 _OUTPUT_HINTS = {
-    "binary": "one unit with 'sigmoid' (probabilities, loss 'binary_crossentropy'), or one linear unit "
-              "with BinaryCrossentropy(from_logits=True).",
-    "onehot": "3 units with 'softmax' and loss 'categorical_crossentropy', or 3 linear units with "
-              "CategoricalCrossentropy(from_logits=True).",
-    "integer": "3 units with 'softmax' and loss 'sparse_categorical_crossentropy', or 3 linear units "
-               "with SparseCategoricalCrossentropy(from_logits=True).",
-    "regression": "one linear unit (no activation) and a regression loss such as 'mean_squared_error', "
-                  "'mean_absolute_error' or Huber().",
+    "binary": f"one output should give the probability of class 1 (or a logit): see {LESSON_LOSSES}.",
+    "onehot": f"three classes need one output per class, read as class probabilities (or logits): see {LESSON_LOSSES}.",
+    "integer": f"three classes need one output per class, read as class probabilities (or logits): see {LESSON_LOSSES}.",
+    "regression": f"a regression output must be able to take any real value: see {LESSON_LOSSES}.",
 }
 
-_IDENTITY_LAYERS = ("Dropout", "Flatten", "Reshape", "GaussianNoise", "ActivityRegularization")
+PROBE_ROWS = 1024
 
 
-def final_activation(model):
-    """Name of the function applied last in ``model``: 'sigmoid', 'softmax', 'linear', ..."""
-    for layer in reversed(model.layers):
-        kind = type(layer).__name__
-        if kind in _IDENTITY_LAYERS:
-            continue
-        if kind == "Softmax":
+def _model(model_or_builder, what):
+    """A handle on the model: the student's builder is called (quietly), its errors become a
+    friendly message."""
+    answer = _as_answer(model_or_builder, what)
+    name = answer.name
+    try:
+        return answer.model()
+    except NoAnswer as problem:
+        _no_answer(problem, name)
+    except StudentError as error:
+        if error.type_name == "NotImplementedError":
+            fail(f"{name}() is not written yet.", "replace `raise NotImplementedError()` with your code.",
+                 summary="not written yet", kind="form")
+        fail(f"{name}() raised {error.type_name}: {error.message}", summary=f"the builder raised {error.type_name}")
+
+
+def _require_model(handle, task):
+    info = handle.describe()
+    spec = TASKS[task]
+    if not info["is_keras_model"]:
+        fail(f"your function returned a {info['type']}, not a Keras model.", "end the function with `return model`.",
+             summary="not a Keras model")
+    if not info["compiled"]:
+        fail("the model is not compiled.", "call model.compile(optimizer=..., loss=..., metrics=[...]).",
+             summary="not compiled")
+    if info["input_shape"] != [None, spec["n_features"]]:
+        shown = tuple(info["input_shape"]) if info["input_shape"] else "unknown"
+        fail(f"the model takes inputs of shape {shown}; it should be (None, {spec['n_features']}).",
+             "keep the given hidden_layers(...) as the start of the model.", summary="wrong input shape")
+    if info["output_shape"] != [None, spec["units"]]:
+        shown = tuple(info["output_shape"]) if info["output_shape"] else "unknown"
+        fail(f"the output layer gives shape {shown}; this task needs (None, {spec['units']}).",
+             _OUTPUT_HINTS[task], summary="wrong number of outputs")
+    return info
+
+
+def output_kind(raw):
+    """What the outputs look like, whatever layer made them: 'softmax' (rows of probabilities
+    that sum to 1), 'probability' (each in [0, 1]), 'nonnegative', 'bounded' (in [-1, 1]) or
+    'linear' (any real value)."""
+    low, high = float(np.min(raw)), float(np.max(raw))
+    if low >= 0 and high <= 1:
+        if raw.shape[1] > 1 and np.allclose(raw.sum(axis=1), 1, atol=1e-4):
             return "softmax"
-        if kind == "ReLU":
-            return "relu"
-        activation = getattr(layer, "activation", None)
-        if activation is None:
-            return kind
-        name = getattr(activation, "__name__", type(activation).__name__)
-        return "linear" if name in ("linear", "identity") else name
+        return "probability"
+    if low >= 0:
+        return "nonnegative"
+    if -1 <= low and high <= 1:
+        return "bounded"
     return "linear"
 
 
-def _built(model_or_builder, what="your function"):
-    """The model itself; a builder function is called here, quietly, so that its warnings
-    cannot zero the test cell and its errors become a friendly message."""
-    if not callable(model_or_builder) or hasattr(model_or_builder, "layers"):
-        return model_or_builder
-    name = getattr(model_or_builder, "__name__", what)
-    try:
-        with quiet():
-            model = model_or_builder()
-        if isinstance(model_or_builder, _Answer):
-            model_or_builder.record_model(model)
-        return model
-    except CheckFailed:
-        raise
-    except NotImplementedError:
-        fail(f"{name}() is not written yet.", "replace `raise NotImplementedError()` with your code.")
-    except Exception as error:
-        if isinstance(model_or_builder, _Answer):
-            model_or_builder.record_error(error)
-        first_line = (str(error).strip().splitlines() or [""])[0][:300]
-        fail(f"{name}() raised {type(error).__name__}: {first_line}")
+def _not_saturated(raw, kind, task):
+    """Probe points whose outputs are not saturated: on a float32 probability of exactly 0 or 1,
+    a loss computed from probabilities (clipped) and one computed from logits differ, so those
+    points cannot tell a right loss from a wrong one and are left out."""
+    if task == "regression":
+        return np.ones(len(raw), bool)
+    if kind in ("softmax", "probability"):
+        return np.all((raw > 1e-4) & (raw < 1 - 1e-4), axis=1)
+    return np.ptp(raw, axis=1) < 10 if raw.shape[1] > 1 else np.abs(raw[:, 0]) < 10
 
 
-def _require_model(model, task):
-    import keras
-
-    spec = TASKS[task]
-    if not isinstance(model, keras.Model):
-        fail(f"your function returned a {type(model).__name__}, not a Keras model.",
-             "end the function with `return model`.")
-    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
-        fail("the model is not compiled.", "call model.compile(optimizer=..., loss=..., metrics=[...]).")
-    if tuple(model.input_shape) != (None, spec["n_features"]):
-        fail(f"the model takes inputs of shape {model.input_shape}; it should be (None, {spec['n_features']}).",
-             "keep the given hidden_layers(...) as the start of the model.")
-    if tuple(model.output_shape) != (None, spec["units"]):
-        fail(f"the output layer gives shape {model.output_shape}; this task needs (None, {spec['units']}).",
-             _OUTPUT_HINTS[task])
-
-
-def probe_for_task(model, task, seed):
-    """Probe inputs and labels on which right and wrong compile choices give different numbers.
+def probe_for_task(handle, task, seed):
+    """Probe inputs, labels and the model's outputs on which right and wrong compile choices give
+    different numbers: (y, raw outputs, output kind).
 
     Labels are derived from the model's own predictions with 25 % of them changed, so the true
-    accuracy is exactly 0.75; points whose class depends on whether a threshold of 0.5 is applied
-    to probabilities or to logits are included, so a metric with the wrong threshold shows. The
-    model's weights are redrawn from ``seed`` first (``_redraw_weights``).
+    accuracy is exactly 0.75; for binary tasks points whose class depends on whether a threshold
+    of 0.5 is applied to probabilities or to logits are included, so a metric with the wrong
+    threshold shows. The model's weights are redrawn from seeds drawn from ``seed``.
     """
     spec = TASKS[task]
     rng = np.random.default_rng(seed)
-    pool = (rng.normal(size=(4096, spec["n_features"])) * rng.uniform(0.05, 6.0, size=(4096, 1))).astype("float32")
-    for attempt in range(20):
-        _redraw_weights(model, rng)
-        raw = np.asarray(model(pool, training=False), dtype="float64")
-        usable = _not_saturated(raw, final_activation(model), task)
+    pool = (rng.normal(size=(PROBE_ROWS, spec["n_features"])) * rng.uniform(0.05, 6.0, size=(PROBE_ROWS, 1)))
+    pool = pool.astype("float32")
+    chosen = []
+    for attempt in range(8):
+        raw = _predict(handle, pool, int(rng.integers(2**31)), task)
+        kind = output_kind(raw)
+        usable = _not_saturated(raw, kind, task)
         if task == "binary":
             ambiguous = np.flatnonzero(usable & ((raw[:, 0] > 0) != (raw[:, 0] > 0.5)))
             others = np.flatnonzero(usable & ((raw[:, 0] > 0) == (raw[:, 0] > 0.5)))
@@ -273,90 +294,83 @@ def probe_for_task(model, task, seed):
             break
     if len(chosen) < 64:
         fail("the model's outputs are saturated (probabilities of exactly 0 or 1) for almost every input, "
-             "so its loss cannot be checked.", "keep the given hidden layers and Keras's default initialisers.")
-    X, raw = pool[chosen], raw[chosen]
-    flipped = np.zeros(len(X), bool)
-    flipped[rng.permutation(len(X))[: len(X) // 4]] = True
+             "so its loss cannot be checked.", "keep the given hidden layers.", summary="saturated outputs")
+    raw = raw[chosen]
+    flipped = np.zeros(len(raw), bool)
+    flipped[rng.permutation(len(raw))[: len(raw) // 4]] = True
     if task == "binary":
-        predicted = (raw[:, 0] > (0.0 if final_activation(model) == "linear" else 0.5)).astype(int)
+        predicted = (raw[:, 0] > (0.5 if kind in ("probability", "softmax") else 0.0)).astype(int)
         y = np.where(flipped, 1 - predicted, predicted).astype("float32")[:, None]
     elif task in ("onehot", "integer"):
         predicted = raw.argmax(axis=1)
-        labels = np.where(flipped, (predicted + rng.integers(1, spec["units"], len(X))) % spec["units"], predicted)
+        labels = np.where(flipped, (predicted + rng.integers(1, spec["units"], len(raw))) % spec["units"], predicted)
         y = np.eye(spec["units"], dtype="float32")[labels] if task == "onehot" else labels.astype("int32")
     else:
         noise = rng.normal(scale=0.5, size=raw.shape)
         noise[flipped] *= 12  # outliers, so that MSE, MAE and Huber give clearly different values
         y = (raw + noise).astype("float32")
-    return X, y, raw
+    return y, raw, kind
 
 
-def _redraw_weights(model, rng):
-    """Give the model's trainable weights values drawn from ``rng``.
-
-    The student's function builds the model with Keras's random initialisers, unseeded; probing
-    that model would make a verdict depend on the draw (on a few draws in a hundred, a linear
-    output has no logit between 0 and 0.5, and a metric that thresholds logits at 0.5 cannot be
-    told from one that thresholds at 0). Seeded weights make every verdict reproducible, and the
-    probe redraws until the data can tell right from wrong. Loss and metrics do not depend on
-    which weights the model has, so this checks the same thing.
-    """
-    for variable in model.trainable_weights:
-        shape = tuple(variable.shape)
-        scale = 1 / np.sqrt(shape[0]) if len(shape) >= 2 else 0.1
-        variable.assign((rng.normal(size=shape) * scale).astype(variable.dtype))
-
-
-def _not_saturated(raw, activation, task):
-    """Probe points whose outputs are not saturated. Keras computes cross-entropy from the
-    logits behind a sigmoid or softmax output, without clipping; on saturated outputs (a
-    float32 probability of exactly 1.0) that differs from the clipped formula, so those points
-    cannot tell a right loss from a wrong one and are left out."""
-    if task == "regression":
-        return np.ones(len(raw), bool)
-    if activation in ("sigmoid", "softmax"):
-        return np.all((raw > 1e-4) & (raw < 1 - 1e-4), axis=1)
-    return np.ptp(raw, axis=1) < 10 if raw.shape[1] > 1 else np.abs(raw[:, 0]) < 10
+def _predict(handle, pool, seed, task):
+    try:
+        raw = handle.predict(pool, seed)
+    except StudentError as error:
+        fail(f"the model cannot compute outputs for inputs with {TASKS[task]['n_features']} features "
+             f"({error.type_name}: {error.message}).", "keep the given hidden_layers(...) as the start of the model.",
+             summary="the model cannot compute outputs")
+    raw = np.asarray(raw, dtype="float64")
+    if raw.ndim != 2 or raw.shape != (len(pool), TASKS[task]["units"]):
+        fail(f"the model's outputs have shape {raw.shape[1:]} per batch; this task needs ({TASKS[task]['units']},).",
+             _OUTPUT_HINTS[task], summary="wrong number of outputs")
+    if not np.all(np.isfinite(raw)):
+        fail("the model's outputs are not finite numbers.", summary="outputs not finite")
+    return raw
 
 
-def _evaluate(model, X, y, task):
-    """What ``model.evaluate(X, y, batch_size=len(X), return_dict=True)`` returns, by the same
-    steps as Keras's own ``test_step`` (forward pass, ``compute_loss``, ``compute_metrics``), run
-    eagerly: ``evaluate`` first traces a graph, which costs ~0.4 s per model for 256 rows."""
-    with quiet():
-        try:
-            y_pred = model(X, training=False)
-            loss = float(model.compute_loss(x=X, y=y, y_pred=y_pred, training=False))
-            model.reset_metrics()
-            reported = model.compute_metrics(X, y, y_pred, sample_weight=None)
-            return {"loss": loss, **{name: float(value) for name, value in reported.items() if name != "loss"}}
-        except Exception as error:  # a loss that cannot take these labels raises here
-            message = str(error).strip().splitlines()[0][:300]
-            fail(f"training this model on the task's labels ({TASKS[task]['labels']}) fails:\n"
-                 f"{type(error).__name__}: {message}", _OUTPUT_HINTS[task])
+def _loss_and_metrics(handle, y, raw, task):
+    try:
+        return handle.loss_and_metrics(y, raw)
+    except StudentError as error:  # a loss that cannot take these labels raises here
+        fail(f"training this model on the task's labels ({TASKS[task]['labels']}) fails:\n"
+             f"{error.type_name}: {error.message}", _OUTPUT_HINTS[task], summary="the loss cannot take these labels")
 
 
-def _reference_losses(task, y, raw, activation):
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _huber(error, delta):
+    absolute = np.abs(error)
+    return np.mean(np.where(absolute <= delta, 0.5 * error ** 2, delta * absolute - 0.5 * delta ** 2))
+
+
+def _huber_delta(error, loss):
+    """The delta for which mean Huber(error) equals ``loss`` (it grows with delta), or None."""
+    low, high = 1e-6, 1e6
+    if not (_huber(error, low) <= loss <= _huber(error, high)):
+        return None
+    for _ in range(200):
+        middle = np.sqrt(low * high)
+        low, high = (middle, high) if _huber(error, middle) < loss else (low, middle)
+    return float(np.sqrt(low * high))
+
+
+def _reference_losses(task, y, raw, kind):
     """Every right loss value for these labels and outputs, by name."""
     eps = 1e-7
     if task == "regression":
-        error = y - raw
-        abs_error = np.abs(error)
-        return {
-            "mean squared error": np.mean(error ** 2),
-            "mean absolute error": np.mean(abs_error),
-            "Huber (delta 1)": np.mean(np.where(abs_error <= 1, 0.5 * error ** 2, abs_error - 0.5)),
-            "log-cosh": np.mean(abs_error + np.log1p(np.exp(-2 * abs_error)) - np.log(2)),
-        }
+        error = (y - raw).astype("float64")
+        absolute = np.abs(error)
+        return {"mean squared error": np.mean(error ** 2), "mean absolute error": np.mean(absolute),
+                "log-cosh": np.mean(absolute + np.log1p(np.exp(-2 * absolute)) - np.log(2))}
     if task == "binary":
-        if activation == "sigmoid":
-            p = np.clip(raw, eps, 1 - eps)
-        else:
-            p = 1 / (1 + np.exp(-raw))
-            p = np.clip(p, 1e-12, 1 - 1e-12)
+        p = np.clip(raw if kind in ("probability", "softmax") else _sigmoid(raw), eps, 1 - eps)
         return {"binary cross-entropy": np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))}
-    if activation == "softmax":
+    if kind == "softmax":
         p = np.clip(raw / raw.sum(axis=1, keepdims=True), eps, 1 - eps)
+    elif kind == "probability":  # sigmoid outputs: not a distribution, so no cross-entropy fits
+        return {}
     else:
         shifted = raw - raw.max(axis=1, keepdims=True)
         p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
@@ -364,112 +378,209 @@ def _reference_losses(task, y, raw, activation):
     return {"cross-entropy": np.mean(-np.log(p[np.arange(len(p)), labels]))}
 
 
-def _loss_expects_logits(loss):
-    if getattr(loss, "from_logits", False) is True:
-        return True
-    get_config = getattr(loss, "get_config", None)
-    return bool(get_config and get_config().get("from_logits"))
-
-
-def check_output_and_loss(model, task, seed=0, silent=False):
-    """The output activation and the loss fit the task and each other (checked on probe data).
-    ``model`` is a compiled model or the student's function that returns one."""
-    model = _built(model)
-    _require_model(model, task)
-    activation = final_activation(model)
-    allowed = ("linear",) if task == "regression" else (TASKS[task]["probability"], "linear")
-    if activation not in allowed:
-        fail(f"the output layer applies '{activation}'.", _OUTPUT_HINTS[task])
-    if activation != "linear" and _loss_expects_logits(model.loss):
-        fail(f"the output is already a probability ('{activation}'), but the loss is told it gets logits "
-             "(from_logits=True).",
-             "Keras notices this particular mix-up and quietly uses the layer's input instead, with a warning; "
-             "say what you mean: drop from_logits=True, or drop the activation.")
-    X, y, raw = probe_for_task(model, task, seed)
-    loss = _evaluate(model, X, y, task)["loss"]
-    references = _reference_losses(task, y, raw, activation)
-    matching = [name for name, value in references.items() if np.isclose(loss, value, rtol=2e-4, atol=1e-5)]
-    if not matching:
-        if task != "regression" and activation == "linear":
-            hint = ("a linear output gives logits, not probabilities: tell the loss so with from_logits=True, "
-                    "or add the activation that turns logits into probabilities.")
-        elif task != "regression":
-            hint = (f"the output is already a probability ('{activation}'): use the matching cross-entropy loss "
-                    "without from_logits=True.")
-        else:
-            hint = _OUTPUT_HINTS[task]
-        fail(f"the loss the model computes ({loss:.4f} on test data) is not a right loss for this task and output.",
-             hint)
-    if not silent:
-        passed(f"output '{activation}' with a {matching[0]} loss: right for this task.")
+def _matching_loss(task, y, raw, kind, loss, check_y, check_raw, check_loss):
+    """The name of the right loss the model computes, or None. A Huber loss of any delta is right
+    for regression: its delta is found on one probe and must then fit a second one."""
+    for name, value in _reference_losses(task, y, raw, kind).items():
+        if np.isclose(loss, value, rtol=2e-4, atol=1e-5):
+            return name
+    if task == "regression":
+        delta = _huber_delta((y - raw).astype("float64"), loss)
+        if delta is not None and np.isclose(check_loss, _huber((check_y - check_raw).astype("float64"), delta),
+                                            rtol=1e-3, atol=1e-5):
+            return f"Huber (delta {delta:.3g})"
     return None
 
 
-def _reference_metrics(task, y, raw, activation):
+def _allowed_output(task, kind):
     if task == "regression":
-        error = y - raw
-        return {"mean absolute error": np.mean(np.abs(error)),
-                "root mean squared error": np.sqrt(np.mean(error ** 2)),
+        return kind == "linear"
+    if task == "binary":
+        return kind in ("probability", "linear")
+    return kind in ("softmax", "linear")
+
+
+_OUTPUT_WORDS = {"softmax": "rows of probabilities that sum to 1", "probability": "a probability (0 to 1) per unit",
+                 "nonnegative": "never negative", "bounded": "always between -1 and 1", "linear": "any real value"}
+
+
+def check_output_and_loss(model, task, seed=0, silent=False):
+    """The output layer and the loss fit the task and each other, judged by the loss the compiled
+    model computes on probe data. ``model``: the student's builder (from ``answered``) or a model."""
+    handle = _model(model, "your function")
+    info = _require_model(handle, task)
+    y, raw, kind = probe_for_task(handle, task, seed)
+    if not _allowed_output(task, kind):
+        fail(f"the output layer gives {_OUTPUT_WORDS[kind]} (it applies '{info['output_activation']}').",
+             _OUTPUT_HINTS[task], check="output_and_loss", summary=f"output layer gives {_OUTPUT_WORDS[kind]}")
+    computed = _loss_and_metrics(handle, y, raw, task)["loss"]
+    check_y, check_raw, _ = probe_for_task(handle, task, seed + 1)
+    check_loss = _loss_and_metrics(handle, check_y, check_raw, task)["loss"]
+    matching = _matching_loss(task, y, raw, kind, computed, check_y, check_raw, check_loss)
+    if matching is None:
+        if task != "regression" and kind == "linear":
+            hint = (f"a linear output gives logits, not probabilities: does your loss know that? See {LESSON_LOSSES} "
+                    "(from_logits).")
+            summary = "loss does not fit a linear (logit) output"
+        elif task != "regression":
+            hint = (f"the output is already a probability: which loss compares probabilities with these labels? "
+                    f"See {LESSON_LOSSES}.")
+            summary = "loss does not fit a probability output"
+        else:
+            hint = f"which losses compare real-valued predictions with real-valued targets? See {LESSON_LOSSES}."
+            summary = "loss does not fit a regression task"
+        fail(f"the loss the model computes ({computed:.4f} on test data) is not a right loss for this task and "
+             "output.", hint, check="output_and_loss", summary=summary)
+    if not silent:
+        passed(f"output ({_OUTPUT_WORDS[kind]}) with a {matching} loss: right for this task.")
+
+
+def _reference_metrics(task, y, raw, kind):
+    if task == "regression":
+        error = (y - raw).astype("float64")
+        return {"mean absolute error": np.mean(np.abs(error)), "root mean squared error": np.sqrt(np.mean(error ** 2)),
                 "mean squared error": np.mean(error ** 2)}
     if task == "binary":
-        predicted = raw[:, 0] > (0.0 if activation == "linear" else 0.5)
-        return {"accuracy": np.mean(predicted == (y[:, 0] > 0.5))}
+        # A probability is thresholded at 0.5 and a logit at 0; an output that is neither (a ReLU
+        # unit, say) may be read either way.
+        thresholds = {"linear": [0.0], "probability": [0.5], "softmax": [0.5]}.get(kind, [0.5, 0.0])
+        return {"accuracy": [np.mean((raw[:, 0] > t) == (y[:, 0] > 0.5)) for t in thresholds]}
     labels = y.argmax(axis=1) if task == "onehot" else y
     return {"accuracy": np.mean(raw.argmax(axis=1) == labels)}
 
 
 def check_metrics(model, task, seed=0, silent=False):
-    """At least one metric reports the quantity the task needs, computed the right way.
-    ``model`` is a compiled model or the student's function that returns one."""
-    model = _built(model)
-    _require_model(model, task)
-    activation = final_activation(model)
-    X, y, raw = probe_for_task(model, task, seed)
-    results = _evaluate(model, X, y, task)
-    reported = {name: value for name, value in results.items() if name != "loss"}
+    """At least one metric reports what the task asks for — accuracy for a classifier; the mean
+    absolute, mean squared or root mean squared error for a regressor — computed the right way.
+    ``model``: the student's builder (from ``answered``) or a model."""
+    handle = _model(model, "your function")
+    _require_model(handle, task)
+    y, raw, kind = probe_for_task(handle, task, seed)
+    reported = _loss_and_metrics(handle, y, raw, task)["metrics"]
     if not reported:
-        fail("the model reports no metric.",
-             "pass metrics=[...] to compile: " + ("'accuracy' for classification."
-                                                   if task != "regression" else "'mae' or RootMeanSquaredError()."))
-    references = _reference_metrics(task, y, raw, activation)
+        fail("the model reports no metric.", f"pass metrics=[...] to compile: see {LESSON_METRICS}.",
+             check="metrics", summary="no metric")
+    references = _reference_metrics(task, y, raw, kind)
     for name, value in reported.items():
         for reference_name, reference in references.items():
-            if np.isclose(value, reference, rtol=1e-4, atol=1e-6):
+            if np.any(np.isclose(value, reference, rtol=1e-4, atol=1e-6)):
                 if not silent:
                     passed(f"metric '{name}' reports the {reference_name}: right for this task.")
                 return
     wanted = " or ".join(references)
-    hint = "a classifier is judged by accuracy." if task != "regression" else \
-        "a regressor is judged by an error in the target's units, e.g. 'mae' or RootMeanSquaredError()."
-    if task == "binary" and activation == "linear":
-        hint = ("with a linear (logit) output, accuracy must threshold at 0, not 0.5: "
-                "use BinaryAccuracy(threshold=0.0).")
-    fail(f"none of the metrics ({', '.join(reported)}) reports the {wanted} on test data.", hint)
+    if task == "binary" and kind == "linear":
+        hint = f"a linear output gives logits: where does accuracy put its threshold? See {LESSON_METRICS}."
+        summary = "accuracy thresholded at the wrong value"
+    else:
+        hint = f"see {LESSON_METRICS}: which metric tells a person how well the model does on this task?"
+        summary = "no metric reports what the task asks for"
+    fail(f"no metric reports the {wanted} on test data (the model reports: {', '.join(reported)}).", hint,
+         check="metrics", summary=summary)
+
+
+def adam_defaults():
+    """Keras's own Adam() config, without its name: the one definition of "Adam's defaults"."""
+    import keras
+
+    config = keras.optimizers.Adam().get_config()
+    config.pop("name", None)
+    return config
+
+
+ADAM_CLASS = "keras.src.optimizers.adam.Adam"
+
+
+def _same_config(config, reference):
+    if not isinstance(config, dict):
+        return False
+    config = {k: v for k, v in config.items() if k != "name"}
+    if set(config) != set(reference):
+        return False
+    for key, expected in reference.items():
+        value = config[key]
+        if isinstance(expected, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not np.isclose(value, expected, rtol=1e-6, atol=0):
+                return False
+        elif value != expected:
+            return False
+    return True
+
+
+def _adam_probe():
+    """A start and gradients on which every setting of Adam changes the path: one large gradient
+    then small ones (amsgrad keeps the largest v), gradients near epsilon's size, and a large
+    weight (weight decay)."""
+    rng = np.random.default_rng(7)
+    w0 = np.array([3.0, -2.0, 0.5, 10.0])
+    gradients = [np.array([5.0, -4.0, 2.0, 1.0])] + [rng.normal(scale=1e-6, size=4) for _ in range(3)] \
+        + [rng.normal(size=4) for _ in range(2)]
+    return w0, gradients
+
+
+def _adam_reference(w0, gradients):
+    import keras
+
+    variable = keras.Variable(np.asarray(w0, dtype="float32"))
+    optimizer = keras.optimizers.Adam()
+    path = []
+    for gradient in gradients:
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(np.asarray(gradient, dtype="float32")), variable)])
+        path.append(np.asarray(variable.numpy(), dtype="float64"))
+    return path
 
 
 def check_task_model(model, task, seed=0):
-    """The visible check of a compiled model: form and optimizer are required (this check's
-    points); whether output, loss and metrics are right is reported, and graded by hidden tests."""
-    import keras
-
-    model = _built(model)
-    _require_model(model, task)
-    if not isinstance(model.optimizer, keras.optimizers.Adam):
-        fail(f"the optimizer is {type(model.optimizer).__name__}; this exercise asks for Adam.",
-             "optimizer='adam' or optimizer=Adam().")
-    if not np.isclose(float(model.optimizer.learning_rate), 0.001, rtol=1e-6):
-        fail(f"Adam's learning rate is {float(model.optimizer.learning_rate):g}; this exercise asks for the default.",
-             "Adam() or Adam(learning_rate=0.001).")
-    passed(f"a compiled Keras model with inputs {model.input_shape}, outputs {model.output_shape} and Adam.")
+    """The visible check of a compiled model: a Keras model of the right shape, compiled with Adam
+    and Keras's default settings (this check's point). Output layer, loss and metrics are graded
+    by the hidden tests; this check only says whether they are right yet."""
+    handle = _model(model, "your function")
+    info = _require_model(handle, task)
+    optimizer = info["optimizer"] or {}
+    if optimizer.get("class") != ADAM_CLASS:
+        shown = str(optimizer.get("class", "none")).rsplit(".", 1)[-1]
+        fail(f"the optimizer is {shown}; this exercise asks for Adam with Keras's default settings.",
+             "lesson 2 (Optimizers) shows Adam and how to create it.", check="optimizer", summary="not Adam")
+    w0, gradients = _adam_probe()
+    try:
+        path = handle.optimizer_steps(w0, gradients)
+    except StudentError as error:
+        fail(f"the model's optimizer cannot take a step ({error.type_name}: {error.message}).", check="optimizer",
+             summary="optimizer fails")
+    reference = _adam_reference(w0, gradients)
+    same_path = len(path) == len(reference) and all(
+        np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(path, reference))
+    if not (same_path and _same_config(optimizer.get("config"), adam_defaults())):
+        changed = sorted(k for k, v in adam_defaults().items()
+                         if not _same_config({**adam_defaults(), k: (optimizer.get("config") or {}).get(k, v)},
+                                             adam_defaults()))
+        detail = f" (changed: {', '.join(changed)})" if changed else ""
+        fail(f"the optimizer is Adam, but not with Keras's default settings{detail}.",
+             "this exercise asks for Adam exactly as Keras sets it up when you give no arguments.",
+             check="optimizer", summary="Adam, but not its default settings")
+    passed(f"a compiled Keras model with inputs {tuple(info['input_shape'])}, outputs {tuple(info['output_shape'])} "
+           "and Adam with its default settings.")
     for part in (check_output_and_loss, check_metrics):
         try:
             part(model, task, seed)
         except CheckFailed as problem:
             print("✗ " + str(problem).replace("\n", "\n  "))
-    return None
 
 
 # --------------------------------------------------------------------------- Adam settings
+
+ADAM_SETTING_RANGES = {"learning_rate": (0.0, 10.0), "beta_1": (0.0, 1.0), "beta_2": (0.0, 1.0), "epsilon": (0.0, 1.0)}
+
+
+def _real_number(value):
+    """``value`` as a float if it is a real number (int, float, a NumPy integer or float scalar,
+    a 0-d array of those), else None. ``bool`` is not a number here."""
+    if type(value) in (int, float):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.shape == () or isinstance(value, np.generic):
+        if np.asarray(value).dtype.kind in "iuf":
+            return float(value)
+    return None
+
 
 def check_adam_settings(settings):
     """Visible check: the student's Adam settings have a valid form (returns nothing, so that
@@ -479,53 +590,91 @@ def check_adam_settings(settings):
 
 def _validated_adam_settings(settings):
     """The student's Adam settings as a new dict of plain floats in Adam's valid ranges."""
-    if type(settings) is not dict:
-        fail(f"ADAM_SETTINGS should be a dict, but it is a {type(settings).__name__}.",
-             "e.g. ADAM_SETTINGS = dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999).")
-    allowed = {"learning_rate", "beta_1", "beta_2", "epsilon"}
-    unknown = set(map(str, settings)) - allowed
+    value = _value(settings, "ADAM_SETTINGS")
+    if type(value) is not dict:
+        shown = value.type_name if isinstance(value, Unreadable) else type(value).__name__
+        fail(f"ADAM_SETTINGS should be a dict, but it is a {shown}.",
+             "e.g. ADAM_SETTINGS = dict(beta_2=0.99) — a dict of the settings you change.",
+             summary="not a dict", kind="form")
+    unknown = sorted(str(k) for k in value if k not in ADAM_SETTING_RANGES)
     if unknown:
-        fail(f"ADAM_SETTINGS has keys Adam does not take: {', '.join(sorted(unknown))}.",
-             f"use only {', '.join(sorted(allowed))}.")
+        fail(f"ADAM_SETTINGS has keys Adam does not take: {', '.join(unknown)}.",
+             f"use only {', '.join(sorted(ADAM_SETTING_RANGES))}.", summary="unknown keys", kind="form")
     clean = {}
-    for key, value in settings.items():
-        if type(value) not in (int, float):
-            fail(f"{key} should be a number, but it is a {type(value).__name__}.")
-        clean[str(key)] = float(value)
-    ranges = {"learning_rate": (0.0, 10.0), "beta_1": (0.0, 1.0), "beta_2": (0.0, 1.0), "epsilon": (0.0, 1.0)}
-    for key, value in clean.items():
-        low, high = ranges[key]
-        if not (low < value < high) and not (key == "beta_1" and value == 0.0):
-            fail(f"{key} = {value:g} is outside Adam's valid range ({low:g}, {high:g}).")
-    passed("ADAM_SETTINGS has a valid form: " + ", ".join(f"{k}={v:g}" for k, v in clean.items()))
+    for key, setting in value.items():
+        number = _real_number(setting)
+        if number is None:
+            shown = setting.type_name if isinstance(setting, Unreadable) else type(setting).__name__
+            fail(f"{key} should be a number, but it is a {shown}.", summary="a setting is not a number", kind="form")
+        low, high = ADAM_SETTING_RANGES[key]
+        if not (low < number < high) and not (key == "beta_1" and number == 0.0):
+            fail(f"{key} = {number:g} is outside Adam's valid range ({low:g}, {high:g}).",
+                 summary="a setting is out of range", kind="form")
+        clean[str(key)] = number
+    passed("ADAM_SETTINGS has a valid form: " + (", ".join(f"{k}={v:g}" for k, v in clean.items()) or "no changes"))
     return clean
+
+
+TUNING_EPOCHS = 20
+TUNING_TARGET_ACCURACY = 0.83
+
+
+def train_with_adam_settings(settings, data_seed=0, model_seed=42, epochs=TUNING_EPOCHS):
+    """Train the chapter's model on the half-moons with these Adam settings; test accuracy."""
+    import keras
+
+    import coursekit
+    from coursekit.data import make_moons, train_test_split
+    from coursekit.models import build_seed_model
+
+    X, y = make_moons(n_samples=400, noise=0.2, seed=data_seed)
+    X_train, y_train, X_test, y_test = train_test_split(X, y, test_fraction=0.25, seed=data_seed)
+    coursekit.seed_everything(model_seed)
+    model = build_seed_model(compile_model=False)
+    model.compile(optimizer=keras.optimizers.Adam(**settings), loss="binary_crossentropy", metrics=["accuracy"])
+    with quiet():
+        model.fit(X_train, y_train, epochs=epochs, batch_size=32, verbose=0)
+        _, accuracy = model.evaluate(X_test, y_test, verbose=0)
+    return float(accuracy)
+
+
+def check_adam_reaches_target(settings, data_seed=0, model_seed=42):
+    """The chapter's model, trained with ``settings`` for TUNING_EPOCHS epochs, reaches the target.
+    The settings are data: the training runs wherever the check runs, never in student code."""
+    clean = _validated_adam_settings(settings)
+    accuracy = train_with_adam_settings(clean, data_seed=data_seed, model_seed=model_seed)
+    if not (accuracy >= TUNING_TARGET_ACCURACY):
+        fail(f"with these settings the model reaches a test accuracy of {accuracy:.3f} after {TUNING_EPOCHS} "
+             f"epochs; the target is {TUNING_TARGET_ACCURACY}.",
+             "20 epochs are few steps: which of Adam's settings makes each step larger? (lesson 2)",
+             check="tuning", summary="target accuracy not reached")
+    passed(f"test accuracy {accuracy:.3f} after {TUNING_EPOCHS} epochs (target {TUNING_TARGET_ACCURACY}).")
 
 
 # --------------------------------------------------------------------------- by hand in NumPy
 
-def _call_student(function, *args, what):
+def _call(function, *args, what):
+    answer = _as_answer(function, what)
     try:
-        with quiet():
-            result = function(*args)
-    except CheckFailed:
-        raise
-    except Exception as error:
-        if isinstance(function, _Answer):
-            function.record_error(error, args)
-        if isinstance(error, NotImplementedError):
-            fail(f"{what} is not written yet.", "replace `raise NotImplementedError()` with your code.")
-        fail(f"{what} raised {type(error).__name__}: {error}")
-    if isinstance(function, _Answer):
-        function.record_result(args, result)
-    return result
+        return answer.call(*args)
+    except NoAnswer as problem:
+        _no_answer(problem, what)
+    except NotCallable as problem:
+        fail(f"{what} should be a function, but it is a {problem.type_name}.", summary="not a function", kind="form")
+    except StudentError as error:
+        if error.type_name == "NotImplementedError":
+            fail(f"{what} is not written yet.", "replace `raise NotImplementedError()` with your code.",
+                 summary="not written yet", kind="form")
+        fail(f"{what} raised {error.type_name}: {error.message}", check=what, summary=f"raised {error.type_name}")
 
 
 def _as_float_array(value, what):
+    if isinstance(value, Unreadable):
+        fail(f"{what} returned a {value.type_name}, not numbers.", check=what, summary="returned no numbers")
     try:
-        array = np.array(value, dtype="float64")  # a fresh array: no student object survives
+        return np.array(value, dtype="float64")
     except (TypeError, ValueError):
-        fail(f"{what} returned {type(value).__name__}, not numbers.")
-    return array
+        fail(f"{what} returned {type(value).__name__}, not numbers.", check=what, summary="returned no numbers")
 
 
 def check_bce(function, seed=0, n=50, extremes=False):
@@ -540,287 +689,68 @@ def check_bce(function, seed=0, n=50, extremes=False):
         y_pred = rng.uniform(0.001, 0.999, n)
     # In float64: Keras in float32 rounds 1 - 1e-7, which changes log(1 - p) by ~0.5 %.
     expected = float(keras.losses.binary_crossentropy(y_true[None, :], y_pred[None, :])[0])
-    got = _as_float_array(_call_student(function, y_true.copy(), y_pred.copy(), what="binary_crossentropy"),
-                          "binary_crossentropy")
+    got = _as_float_array(_call(function, y_true, y_pred, what="binary_crossentropy"), "binary_crossentropy")
     if got.shape != ():
         fail(f"binary_crossentropy returned an array of shape {got.shape}; it should return one number, "
-             "the mean over all examples.", "np.mean(...) of the per-example losses.")
+             "the mean over all examples.", check="bce", summary="not one number")
     if not np.isfinite(got):
         fail(f"binary_crossentropy returned {float(got)} for predictions of exactly 0 or 1.",
-             "log(0) is -inf: clip the predictions to [1e-7, 1 - 1e-7] first, as Keras does (np.clip).")
+             "what is log(0)? Read the exercise's sentence on clipping again.", check="bce",
+             summary="not finite for predictions of 0 or 1")
     if not np.isclose(got, expected, rtol=1e-4, atol=1e-6):
         what = "predictions of exactly 0 or 1" if extremes else f"{n} random examples"
         fail(f"for {what}, binary_crossentropy returned {float(got):.6f}; Keras gives {expected:.6f}.",
-             "loss = -mean(y·log(p) + (1 - y)·log(1 - p)), with p clipped to [1e-7, 1 - 1e-7].")
+             "compare your code with the formula above, term by term.", check="bce", summary="wrong value")
     passed(f"binary_crossentropy matches Keras on {n} {'extreme' if extremes else 'random'} examples.")
-    return None
 
 
-def check_adam_step(function, steps=1, seed=0, shape=(3,), **hyper):
-    """``function(w, g, m, v, t, learning_rate, beta_1, beta_2, epsilon) -> (w, m, v)`` follows
-    ``keras.optimizers.Adam`` for ``steps`` steps from zero moments (Keras's and the paper's
-    placement of epsilon both pass: they differ by less than the tolerance)."""
+def adam_step_references(w0, gradients, learning_rate, beta_1, beta_2, epsilon):
+    """The two accepted forms of ``steps`` Adam steps: Keras's own optimizer (the bias correction
+    folded into the step size, so epsilon is effectively scaled by sqrt(1 - beta_2^t)), and the
+    paper's form (epsilon added to the corrected sqrt(v_hat))."""
     import keras
 
+    variable = keras.Variable(np.asarray(w0, dtype="float32"))
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    for g in gradients:
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(np.asarray(g, dtype="float32")), variable)])
+    keras_form = np.asarray(variable.numpy(), dtype="float64")
+    w, m, v = np.array(w0, dtype="float64"), np.zeros_like(w0, dtype="float64"), np.zeros_like(w0, dtype="float64")
+    for t, g in enumerate(gradients, start=1):
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g ** 2
+        w = w - learning_rate * (m / (1 - beta_1 ** t)) / (np.sqrt(v / (1 - beta_2 ** t)) + epsilon)
+    return {"Keras's form": keras_form, "the paper's form": w}
+
+
+def check_adam_step(function, steps=1, seed=0, shape=(3,), gradient_scale=1.0, **hyper):
+    """``function(w, g, m, v, t, learning_rate, beta_1, beta_2, epsilon) -> (w, m, v)`` follows Adam
+    for ``steps`` steps from zero moments, in Keras's form or the paper's (``adam_step_references``).
+    With a large epsilon and small gradients (``gradient_scale``) the two forms, epsilon inside the
+    square root and epsilon left out all give clearly different weights."""
     settings = dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     settings.update(hyper)
     rng = np.random.default_rng(seed)
     w0 = rng.normal(size=shape)
-    gradients = [rng.normal(size=shape) for _ in range(steps)]
-
-    variable = keras.Variable(w0.astype("float32"))
-    optimizer = keras.optimizers.Adam(**settings)
-    for g in gradients:
-        optimizer.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), variable)])
-    expected = np.asarray(variable.numpy(), dtype="float64")
+    gradients = [rng.normal(size=shape) * gradient_scale for _ in range(steps)]
+    references = adam_step_references(w0, gradients, **settings)
 
     w, m, v = w0.copy(), np.zeros(shape), np.zeros(shape)
     for t, g in enumerate(gradients, start=1):
-        result = _call_student(function, w.copy(), g.copy(), m.copy(), v.copy(), t, settings["learning_rate"],
-                               settings["beta_1"], settings["beta_2"], settings["epsilon"], what="adam_step")
-        if type(result) is not tuple or len(result) != 3:
-            fail("adam_step should return a tuple of three arrays: (new_w, new_m, new_v).",
-                 "end with `return w, m, v`.")
+        result = _call(function, w, g, m, v, t, settings["learning_rate"], settings["beta_1"], settings["beta_2"],
+                       settings["epsilon"], what="adam_step")
+        if type(result) not in (tuple, list) or len(result) != 3:
+            fail("adam_step should return three arrays: (new_w, new_m, new_v).", "end with `return w, m, v`.",
+                 check="adam_step", summary="does not return (w, m, v)")
         w, m, v = (_as_float_array(part, "adam_step") for part in result)
         if not (w.shape == m.shape == v.shape == shape):
-            fail(f"adam_step returned shapes {w.shape}, {m.shape}, {v.shape}; each should be {shape}.")
-    if not np.allclose(w, expected, rtol=1e-5, atol=1e-6):
-        fail(f"after {steps} step(s) your weights are {np.round(w, 6)}; Keras's Adam gives {np.round(expected, 6)}.",
-             "m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  m̂ = m/(1-β1^t);  v̂ = v/(1-β2^t);  "
-             "w = w - lr·m̂/(√v̂ + ε).")
-    passed(f"adam_step follows keras.optimizers.Adam for {steps} step(s) "
-           f"(learning_rate={settings['learning_rate']:g}, beta_1={settings['beta_1']:g}, "
-           f"beta_2={settings['beta_2']:g}).")
-    return None
-
-
-# --------------------------------------------------------------------------- tuning Adam
-
-TUNING_EPOCHS = 20
-TUNING_TARGET_ACCURACY = 0.83
-
-
-def train_with_adam_settings(settings, data_seed=0, model_seed=42, epochs=TUNING_EPOCHS):
-    """Train the chapter's model on the half-moons with these Adam settings; test accuracy."""
-    import coursekit
-    from coursekit.data import make_moons, train_test_split
-    from coursekit.models import build_seed_model
-
-    import keras
-
-    X, y = make_moons(n_samples=400, noise=0.2, seed=data_seed)
-    X_train, y_train, X_test, y_test = train_test_split(X, y, test_fraction=0.25, seed=data_seed)
-    coursekit.seed_everything(model_seed)
-    model = build_seed_model(compile_model=False)
-    model.compile(optimizer=keras.optimizers.Adam(**settings), loss="binary_crossentropy", metrics=["accuracy"])
-    with quiet():
-        model.fit(X_train, y_train, epochs=epochs, batch_size=32, verbose=0)
-        _, accuracy = model.evaluate(X_test, y_test, verbose=0)
-    return float(accuracy)
-
-
-def check_adam_reaches_target(settings, data_seed=0, model_seed=42):
-    """The chapter's model, trained with ``settings`` for TUNING_EPOCHS epochs, reaches the target."""
-    clean = _validated_adam_settings(settings)
-    if Transcript.active() is not None:
-        return None  # grading: the judge trains; training here too would only cost time
-    accuracy = train_with_adam_settings(clean, data_seed=data_seed, model_seed=model_seed)
-    if not (accuracy >= TUNING_TARGET_ACCURACY):
-        fail(f"with these settings the model reaches a test accuracy of {accuracy:.3f} after {TUNING_EPOCHS} "
-             f"epochs; the target is {TUNING_TARGET_ACCURACY}.",
-             "20 epochs are few steps: which of Adam's settings makes each step larger?")
-    passed(f"test accuracy {accuracy:.3f} after {TUNING_EPOCHS} epochs (target {TUNING_TARGET_ACCURACY}).")
-    return None
-
-
-# --------------------------------------------------------------------------- judged outside the kernel
-#
-# Student code runs in the same kernel as the test cells and can change anything there: these
-# checks, NumPy, builtins, IPython's error display. So when an instructor grades, the kernel's
-# own verdicts are not used. The kernel only *records* what the student answered (``Transcript``):
-# each value read by ``answered``, each model a builder function returned (as Keras serializes
-# it), and each result the student's functions gave for the inputs the checks chose. A judge
-# process that never ran student code then runs the test cells again with ``replay_from``, where
-# ``answered`` returns the recorded answers. The kernel can only choose what it reports as the
-# answer, never whether an answer is judged right; an answer it did not record is no answer.
-
-TRANSCRIPT_ENV = "COURSEKIT_TRANSCRIPT"  # set by the grader in the kernel's environment
-_replay = None
-
-
-def _encode(value):
-    """A plain-JSON description of an answer; anything that is not plain data is only named."""
-    kind = type(value)
-    if kind in (bool, int, float, str) or value is None:
-        return {"plain": value} if kind is not float or np.isfinite(value) else {"float": repr(value)}
-    if kind in (list, tuple, set, frozenset):
-        return {kind.__name__: [_encode(item) for item in value]}
-    if kind is dict:
-        return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
-    if isinstance(value, (np.ndarray, np.generic)) and type(value).__module__ == "numpy" \
-            and np.asarray(value).dtype.kind in "biuf":
-        array = np.asarray(value)
-        return {"array": [str(array.dtype), list(array.shape), [repr(float(x)) for x in array.ravel()]]}
-    return {"other": kind.__name__}
-
-
-def _decode(data):
-    (kind, content), = data.items()
-    if kind == "plain":
-        if type(content) not in (bool, int, float, str) and content is not None:
-            raise ValueError("not plain data")
-        return content
-    if kind == "float":
-        return float(content)
-    if kind in ("list", "tuple", "set", "frozenset"):
-        return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[kind](map(_decode, content))
-    if kind == "dict":
-        return {_decode(k): _decode(v) for k, v in content}
-    if kind == "array":
-        dtype, shape, numbers = content
-        if np.dtype(str(dtype)).kind not in "biuf":
-            raise ValueError("not a numeric array")
-        return np.array([float(x) for x in numbers], dtype="float64").reshape(shape).astype(np.dtype(str(dtype)))
-    if kind == "other":
-        return type(str(content), (), {})()  # keeps the type's name for the checks' messages
-    raise ValueError(f"unknown kind {kind!r}")
-
-
-def _digest(args):
-    return hashlib.sha256(json.dumps([_encode(a) for a in args], sort_keys=True).encode()).hexdigest()
-
-
-class Transcript:
-    """The kernel's record of the answers: a folder with ``answers.jsonl``."""
-
-    models_recorded = set()  # builder names whose model is saved (one kernel grades one notebook)
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-
-    @classmethod
-    def active(cls):
-        folder = os.environ.get(TRANSCRIPT_ENV)
-        return cls(folder) if folder and _replay is None else None
-
-    def add(self, name, kind, **data):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / "answers.jsonl", "a", encoding="utf-8") as records:
-            records.write(json.dumps({"name": name, "kind": kind, **data}) + "\n")
-
-
-class _Answer:
-    """A student's function as ``answered(name)`` returned it: calls it, and records what it gave."""
-
-    def __init__(self, name, function, transcript):
-        self.__name__, self.function, self.transcript = name, function, transcript
-
-    def __call__(self, *args):
-        return self.function(*args)
-
-    def record_model(self, model):
-        """The model as Keras serializes it (layers and compile settings; the weights do not matter:
-        the checks draw their own), so that the judge can rebuild it without running any code."""
-        if self.__name__ in Transcript.models_recorded:
-            return  # the checks call a builder several times; the judge needs its model once
-        Transcript.models_recorded.add(self.__name__)
-        import keras
-
-        try:
-            with quiet():
-                config = keras.saving.serialize_keras_object(model)
-                compiled = model.get_compile_config() if getattr(model, "compiled", False) else None
-            self.transcript.add(self.__name__, "built", model={"config": config, "compile": compiled})
-        except Exception as error:  # not a Keras model, or one Keras cannot serialize (a lambda, say)
-            self.record_error(error)
-
-    def record_result(self, args, result):
-        self.transcript.add(self.__name__, "call", args=_digest(args), result=_encode(result))
-
-    def record_error(self, error, args=None):
-        kind = "call" if args is not None else "built"
-        self.transcript.add(self.__name__, kind, args=_digest(args) if args is not None else None,
-                            error=[type(error).__name__, str(error)[:2000]])
-
-
-class _Replay:
-    """The judge's side: ``answered`` returns what the kernel recorded."""
-
-    def __init__(self, folder):
-        self.folder, self.records, self.functions = Path(folder), {}, {}
-        try:
-            lines = (self.folder / "answers.jsonl").read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            lines = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-                self.records.setdefault(str(record["name"]), []).append(record)
-            except (ValueError, KeyError, TypeError):
-                continue  # a damaged line is no answer
-
-    def answer(self, name):
-        records = self.records.get(name, [])
-        values = [r for r in records if r.get("kind") == "value"]
-        if values:
-            try:
-                return _decode(values[-1]["value"])
-            except Exception:
-                fail(f"`{name}`: its recorded answer could not be read.")
-        if records:
-            if name not in self.functions:
-                self.functions[name] = _ReplayedFunction(name, records, self.folder)
-            return self.functions[name]
-        fail(f"`{name}` has no answer yet.",
-             f"replace the line `raise NotImplementedError()` with `{name} = ...` and run that cell.")
-
-
-class _ReplayedFunction:
-    def __init__(self, name, records, folder):
-        self.__name__, self.records, self.folder, self.model = name, records, folder, None
-
-    def _rebuild(self):
-        built = [r for r in self.records if r.get("kind") == "built"]
-        if not built:
-            fail(f"{self.__name__}() was never called when the notebook ran.")
-        if built[0].get("error"):
-            self._raise(built[0]["error"])
-        import keras
-
-        try:
-            with quiet():
-                model = keras.saving.deserialize_keras_object(built[0]["model"]["config"], safe_mode=True)
-                if built[0]["model"].get("compile") is not None:
-                    model.compile_from_config(built[0]["model"]["compile"])
-        except Exception as error:
-            fail(f"{self.__name__}(): Keras cannot rebuild the model it returned "
-                 f"({type(error).__name__}: {str(error)[:200]}).",
-                 "use Keras's own layers, losses and metrics.")
-        return model
-
-    @staticmethod
-    def _raise(error):
-        name, message = (list(error) + ["", ""])[:2]
-        kind = NotImplementedError if name == "NotImplementedError" else type(str(name), (Exception,), {})
-        raise kind(str(message))
-
-    def __call__(self, *args):
-        if not args:  # a builder: the model rebuilt by Keras from what it serialized (safe mode: no code)
-            if self.model is None:
-                self.model = self._rebuild()
-            # One model for all the checks of this builder (rebuilding costs ~20 ms): no check depends
-            # on what another left in it, since each draws its own weights and resets the metrics.
-            return self.model
-        digest = _digest(args)
-        for record in self.records:
-            if record.get("kind") == "call" and record.get("args") == digest:
-                if record.get("error"):
-                    self._raise(record["error"])
-                return _decode(record["result"])
-        fail(f"{self.__name__} gave no result for the test's inputs when the notebook ran.")
-
-
-def replay_from(folder):
-    """Judge mode: from now on, answers come from the transcript in ``folder`` (None: back to live)."""
-    global _replay
-    _replay = _Replay(folder) if folder is not None else None
+            fail(f"adam_step returned shapes {w.shape}, {m.shape}, {v.shape}; each should be {shape}.",
+                 check="adam_step", summary="wrong shapes")
+    matching = [name for name, expected in references.items() if np.allclose(w, expected, rtol=1e-5, atol=1e-6)]
+    if not matching:
+        shown = references["the paper's form"]
+        fail(f"after {steps} step(s) your weights are {np.round(w, 6)}; Adam gives {np.round(shown, 6)}.",
+             "compare each line of your code with the update rule above: the moments, their bias correction, "
+             "and where epsilon goes (lesson 2).", check="adam_step", summary="weights differ from Adam's")
+    passed(f"adam_step follows Adam ({matching[0]}) for {steps} step(s) "
+           + ", ".join(f"{k}={v:g}" for k, v in settings.items()) + ".")

@@ -32,11 +32,27 @@ def fill_answers(notebook, answers):
     return filled
 
 
+# The course's nbgrader_config.py makes every autograde run in course-grader's sandbox and judge
+# (grader.preprocessors.SandboxedExecute). "Stock nbgrader" — the tests run in the student's own
+# kernel, as nbgrader's Validate and a course without course-grader do — puts nbgrader's own
+# autograde preprocessors back.
+STOCK_CONFIG = """
+c = get_config()  # noqa: F821
+load_subconfig("course_config.py")  # noqa: F821
+from nbgrader.converters import Autograde
+c.Autograde.autograde_preprocessors = Autograde.class_traits()["autograde_preprocessors"].default()
+"""
+
+
 class Course:
-    def __init__(self, root):
+    def __init__(self, root, stock=True):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "nbgrader_config.py", self.root)
+        if stock:
+            shutil.copy(ROOT / "nbgrader_config.py", self.root / "course_config.py")
+            (self.root / "nbgrader_config.py").write_text(STOCK_CONFIG)
+        else:
+            shutil.copy(ROOT / "nbgrader_config.py", self.root)
         shutil.copytree(ROOT / "solutions", self.root / "solutions")
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
 
