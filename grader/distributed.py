@@ -51,6 +51,9 @@ def grade_remote(notebook_json, settings, limits):
     marker = os.environ.get(KILL_MARKER_ENV)
     if marker and marker in notebook_json:
         os._exit(70)
+    from distributed import get_worker
+
+    _count_sandbox_memory(get_worker())  # a worker started after check_worker (a restarted one) too
     outcome = execute.run_notebook(notebook_json, settings, limits)
     outcome.worker = str(os.getpid())
     return outcome
@@ -67,8 +70,8 @@ def _count_sandbox_memory(worker):
     monitor._course_grader_counted = True
 
 
-def check_worker(use_cgroups=True):
-    """Run on every worker before the batch: can it grade at all?"""
+def check_worker(use_cgroups=True, dask_worker=None):
+    """Run on every worker before the batch (``client.run`` passes ``dask_worker``): can it grade at all?"""
     import platform
     import sys
 
@@ -84,12 +87,8 @@ def check_worker(use_cgroups=True):
             problem = f"no per-notebook caps on this worker: {support.reason}"
     except sandbox.SandboxUnavailable as error:
         problem = str(error)
-    try:
-        from distributed import get_worker
-
-        _count_sandbox_memory(get_worker())
-    except (ImportError, ValueError):
-        pass
+    if dask_worker is not None:
+        _count_sandbox_memory(dask_worker)
     return {"host": platform.node(), "python": sys.version.split()[0], "problem": problem}
 
 

@@ -34,7 +34,7 @@ from grader.limits import JOB_FILE, KERNEL_FOLDER, OUTPUT_FILE, SPOOL, VERDICTS_
 
 STARTUP_SECONDS = 180.0  # importing TensorFlow in the zygote on a busy machine
 GRACE_SECONDS = 30.0     # the zygote enforces the wall-clock limit; this is our own, in case it cannot
-IDLE_SECONDS = 60.0      # an idle server is stopped after this long
+IDLE_SECONDS = float(os.environ.get("COURSE_GRADER_IDLE_SECONDS", 60))  # an idle server is stopped after this long
 
 
 class WorkerError(RuntimeError):

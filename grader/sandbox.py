@@ -33,6 +33,7 @@ import coursekit
 
 from grader.limits import CGROUPS, KERNEL_VIEW, SANDBOX_UID, Limits
 
+EXTRA_BWRAP_ARGS = []  # test seam: e.g. ["--disable-userns"] makes a machine that cannot nest user namespaces
 SYSTEM_LINKS = ("/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "hosts", "host.conf", "localtime",
              "fonts", "mime.types")
@@ -130,7 +131,7 @@ class Launch:
                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv",
                "--dev", "/dev", "--bind", "/proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm",
-               "--tmpfs", "/var/tmp", "--dir", str(KERNEL_VIEW)]
+               "--tmpfs", "/var/tmp", "--dir", str(KERNEL_VIEW), *EXTRA_BWRAP_ARGS]
         for link in SYSTEM_LINKS:
             if Path(link).is_symlink():
                 cmd += ["--symlink", os.readlink(link), link]

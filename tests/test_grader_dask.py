@@ -21,6 +21,8 @@ kills Dask workers) and the points the answer deserves.
 """
 
 import copy
+import csv
+import io
 import os
 import secrets
 import signal
@@ -31,6 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cloudpickle
 import nbformat
 import pytest
 
@@ -39,6 +42,8 @@ from support.dask_cluster import DaskCluster
 from support.postgres_server import alive
 
 pytestmark = pytest.mark.xdist_group("dask")
+# Functions of this module that the tests run on the workers travel by value (workers cannot import tests/).
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 CLI = str(Path(sys.executable).with_name("course-grader"))
 MARKER = f"kill-the-worker-{secrets.token_hex(8)}"
@@ -47,6 +52,7 @@ RIGHT = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E
 FULL = {"q1_points": 2, "q2_points_ab": 1, "q2_points_cd": 1, "q2_points_ef": 1}
 ZERO = dict.fromkeys(FULL, 0)
 LIMITS = ["--cell-timeout", "20", "--timeout", "60", "--memory", "2048"]
+IDLE = 6  # seconds after which a worker gives its idle sandbox back (COURSE_GRADER_IDLE_SECONDS)
 
 
 def answered(release, answers=RIGHT, extra=None):
@@ -94,6 +100,27 @@ def expected(student):
     return {k: float(v) for k, v in SUBMISSIONS[student][1].items()}
 
 
+def _sandbox_memory(dask_worker):
+    """(sandboxes of this worker, their cgroups' memory, what Dask counts as this worker's memory
+    minus the worker process's own RSS)."""
+    import psutil
+
+    from grader import forkserver
+
+    counted = dask_worker.monitor.get_process_memory() - psutil.Process().memory_info().rss
+    return len(forkserver._all), forkserver.memory_bytes(), counted
+
+
+def _warm_sandbox_memory(dask_worker):
+    """Start a sandbox on this worker, as a task would, and measure."""
+    from grader import forkserver
+
+    server = forkserver.acquire()
+    server.wait_ready()
+    forkserver.release(server)
+    return _sandbox_memory(dask_worker)
+
+
 def kill_worker_running(cluster, student, stop, killed, settle=2.0):
     """SIGKILL the worker process that is running ``student``'s notebook, once, mid-notebook."""
     with cluster.client() as client:
@@ -131,7 +158,8 @@ def graded(tmp_path_factory, postgres):
             folder.mkdir(parents=True)
             (folder / "quiz.ipynb").write_bytes(make(release))
 
-    cluster = DaskCluster(workers=2, threads=1, worker_env={"COURSE_GRADER_TEST_KILL_WORKER_MARKER": MARKER},
+    cluster = DaskCluster(workers=2, threads=1, worker_env={"COURSE_GRADER_TEST_KILL_WORKER_MARKER": MARKER,
+                                                            "COURSE_GRADER_IDLE_SECONDS": str(IDLE)},
                           scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(ALLOWED_FAILURES),
                                          "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"})
     try:
@@ -141,7 +169,9 @@ def graded(tmp_path_factory, postgres):
         stop, killed = threading.Event(), []
         watcher = threading.Thread(target=kill_worker_running, args=(cluster, "slow", stop, killed))
         watcher.start()
-        started = time.monotonic()
+        with cluster.client() as client:
+            client.get_task_stream()  # the scheduler records finished tasks from now on
+        started, wall_started = time.monotonic(), time.time()
         try:
             result["dask_run"] = grader(*dask)
         finally:
@@ -154,6 +184,11 @@ def graded(tmp_path_factory, postgres):
         cluster.wait_for_workers(2, timeout=60)  # the nannies brought every killed worker back
         with cluster.client() as client:
             result["workers_after"] = len(client.scheduler_info()["workers"])
+            # every notebook's task finished exactly once, the killed and retried one included
+            result["finished_tasks"] = [str(record["key"]) for record in client.get_task_stream(start=wall_started)]
+            result["memory_now"] = client.run(_warm_sandbox_memory)
+            time.sleep(IDLE * 2.5)
+            result["memory_idle"] = client.run(_sandbox_memory)
         # 2. again, resuming: everything is already graded
         result["resume_run"] = grader(*dask, "--resume")
         result["resume_problems"] = (workspaces["dask"] / "reports/quiz-autograde-problems.csv").read_text()
@@ -200,17 +235,37 @@ def test_dask_and_local_grading_give_identical_scores(graded):
     assert graded["local"]["poison"] == expected("right"), "locally the marker is a plain comment"
 
 
+def problem_rows(text, student):
+    return [row for row in csv.DictReader(io.StringIO(text)) if row["student"] == student]
+
+
 def test_a_killed_worker_costs_nothing(graded):
     assert len(graded["killed"]) == 1, "the watcher did not find the slow submission running"
     assert not alive(graded["killed"][0])
-    assert '"slow"' not in graded["problems"], f"the retried submission is reported:\n{graded['problems']}"
+    assert problem_rows(graded["problems"], "slow") == [], f"the retried submission is reported:\n{graded['problems']}"
     assert graded["dask"]["slow"] == expected("slow")
     assert graded["workers_after"] == 2
 
 
+def test_every_notebook_is_graded_once(graded):
+    """One finished task per notebook: the killed worker's notebook ran again elsewhere and finished
+    once; the poison never finished."""
+    finished = [key for key in graded["finished_tasks"] if "course-grader-notebook" in key]
+    per_student = {student: sum(f"'{student}'" in key for key in finished) for student in SUBMISSIONS}
+    runnable = set(SUBMISSIONS) - {"empty-file", "poison"}
+    assert per_student == {student: int(student in runnable) for student in SUBMISSIONS}, per_student
+
+
+def test_workers_count_their_sandboxes_memory_and_give_it_back_when_idle(graded):
+    now = graded["memory_now"].values()
+    assert any(count >= 1 and memory > 100 * 2**20 and counted >= memory * 0.9 for count, memory, counted in now), now
+    assert all(count == 0 and memory == 0 for count, memory, _ in graded["memory_idle"].values()), \
+        graded["memory_idle"]
+
+
 def test_a_submission_that_kills_workers_is_failed_with_the_reason(graded):
-    rows = [line for line in graded["problems"].splitlines() if line.startswith('"poison"')]
-    assert len(rows) == 1 and f"killed {ALLOWED_FAILURES + 1} workers" in rows[0], rows
+    rows = problem_rows(graded["problems"], "poison")
+    assert len(rows) == 1 and f"killed {ALLOWED_FAILURES + 1} workers" in rows[0]["reason"], rows
     assert graded["dask"]["poison"] == expected("poison")
 
 

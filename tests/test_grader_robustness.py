@@ -6,7 +6,9 @@ twice through the real CLI, and the gradebook must hold the same scores both tim
 """
 
 import copy
+import csv
 import hashlib
+import io
 import json
 import socket
 import subprocess
@@ -104,6 +106,32 @@ def _copies_answer_from(path):
                       {**RIGHT, "q1_answer": 'q1_answer = "A"'})
 
 
+def _answers_if_readable(path):
+    """A cheat that answers question 1 right if it can open ``path`` at all."""
+    return _with_code(f"try:\n    open({str(path)!r}).read(1)\n    q1_answer = 'B'\n"
+                      "except OSError as error:\n    print('cannot read it:', error)",
+                      {**RIGHT, "q1_answer": 'q1_answer = "A"'})
+
+
+# Rewrites the answer from the constant a test compares it with, as soon as the kernel runs a
+# test cell: full marks under stock nbgrader, where test cells run in the student's kernel.
+_TRANSFORMER = (
+    "import re\n"
+    "def steal(lines):\n"
+    "    for line in lines:\n"
+    "        found = re.search(r'== \"([A-E])\"', line)\n"
+    "        if found and 'q1_answer' in line:\n"
+    "            globals()['q1_answer'] = found.group(1)\n"
+    "    return lines\n"
+    "get_ipython().input_transformers_post.append(steal)")
+
+
+def _re_reports_at_the_end(release):
+    nb = answered(release, WRONG)
+    nb.cells.append(nbformat.v4.new_code_cell('q1_answer = "B"\nq2_answer = {"A", "C", "E"}'))
+    return as_bytes(nb)
+
+
 def _startup_file_writer(release):
     # Tries to plant an IPython startup file that would answer question 1 for whoever runs next.
     code = ("import os\n"
@@ -130,6 +158,17 @@ CASES = [
     ("changed-metadata", _changed_metadata, FULL, "not found"),
     ("infinite-loop", _with_code("while True:\n    pass"), FULL, "ran longer than"),
     ("memory-bomb", _with_code("hog = bytearray(6 * 2**30)"), FULL, None),
+    # three children of 1.5 GiB each: over the notebook's 2048 MiB together, so one is killed
+    ("children-memory-bomb", _with_code(
+        "import os, time\nkids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        hog = bytearray(1536 * 2**20)\n        time.sleep(3)\n        os._exit(0)\n    kids.append(pid)\n"
+        "for pid in kids:\n    os.waitpid(pid, 0)"), FULL, "memory cap"),
+    ("fork-bomb", _with_code(
+        "import os, time\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(3)\n"
+        "            os._exit(0)\nexcept OSError as error:\n    print('refused:', error)"), FULL, "process cap"),
+    ("input-transformer", _with_code(_TRANSFORMER, {**RIGHT, "q1_answer": 'q1_answer = "A"'}), Q1_ZERO, None),
+    ("re-reports-at-the-end", _re_reports_at_the_end, ZERO, None),
+    ("reads-etc-shadow", _answers_if_readable("/etc/shadow"), Q1_ZERO, None),
     ("sys-exit", _with_code("import sys\nsys.exit(1)"), FULL, None),
     ("os-exit", _with_code("import os\nos._exit(0)"), ZERO, "kernel died"),
     ("killed-kernel", _with_code("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"), ZERO, "kernel died"),
@@ -202,9 +241,12 @@ def tree_digest(folder):
 def graded(tmp_path_factory, listener):
     port, _ = listener
     workspace = tmp_path_factory.mktemp("robust") / "ws"
+    planted = ROOT.parent / f"planted-{workspace.parent.name}.txt"  # beside the repository: another course, say
+    planted.write_text("another course's files")
     cases = CASES + [
         ("reads-other-submission", _copies_answer_from(workspace / "submitted/right/quiz/quiz.ipynb"), Q1_ZERO, None),
         ("reads-gradebook", _copies_answer_from(workspace / "gradebook.db"), Q1_ZERO, None),
+        ("reads-planted-file", _answers_if_readable(planted), Q1_ZERO, None),
         ("opens-network", _with_code(
         f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'leak')\n"
         "except OSError as error:\n    print('no network:', error)"), FULL, None)]
@@ -218,11 +260,14 @@ def graded(tmp_path_factory, listener):
     (workspace / "submitted/wrong-name/quiz").mkdir(parents=True)
     (workspace / "submitted/wrong-name/quiz/Quiz (1).ipynb").write_bytes(as_bytes(answered(release)))
     before = tree_digest(workspace / "submitted")
-    limits = ["--cell-timeout", "8", "--timeout", "60", "--memory", "2048"]
-    first_output = grader("autograde", "quiz", *limits, workspace=workspace)
-    first = scores(workspace)
-    grader("autograde", "quiz", *limits, workspace=workspace)
-    second = scores(workspace)
+    limits = ["--cell-timeout", "8", "--timeout", "60", "--memory", "2048", "--processes", "128"]
+    try:
+        first_output = grader("autograde", "quiz", *limits, workspace=workspace)
+        first = scores(workspace)
+        grader("autograde", "quiz", *limits, workspace=workspace)
+        second = scores(workspace)
+    finally:
+        planted.unlink()
     problems = (workspace / "reports/quiz-autograde-problems.csv").read_text()
     return dict(cases=cases, first=first, second=second, output=first_output, problems=problems,
                 unchanged=before == tree_digest(workspace / "submitted"), workspace=workspace)
@@ -247,13 +292,55 @@ def test_every_case_gets_its_defined_score(graded):
     assert wrong == [], "\n".join(wrong)
 
 
+def problem_rows(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
 def test_failures_are_explained(graded):
+    rows = problem_rows(graded["problems"])
     for student, _, _, reason in graded["cases"]:
         if reason:
-            rows = [line for line in graded["problems"].splitlines() if line.startswith(f'"{student}"')]
-            assert any(reason in row for row in rows), f"{student}: no reason containing {reason!r} in {rows}"
-    assert '"wrong-name","Quiz (1).ipynb"' in graded["problems"]
+            mine = [row["reason"] for row in rows if row["student"] == student]
+            assert any(reason in row for row in mine), f"{student}: no reason containing {reason!r} in {mine}"
+    assert any(row["student"] == "wrong-name" and row["file"] == "Quiz (1).ipynb" for row in rows)
     assert graded["first"]["wrong-name"] == {k: 0.0 for k in FULL}
+
+
+def test_a_single_allocation_over_the_process_cap_raises_memory_error(graded):
+    """The per-process address-space cap (RLIMIT_AS) turns a 6 GiB allocation into a MemoryError in
+    the student's cell; the kernel lives on and the answers are graded."""
+    executed = nbformat.read(graded["workspace"] / "autograded/memory-bomb/quiz/quiz.ipynb", as_version=4)
+    enames = [o.ename for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert "MemoryError" in enames
+
+
+def test_formgrader_autograde_button_judges_like_the_cli(graded):
+    """Formgrader's Autograde button calls nbgrader's API, whose Autograde converter runs the workspace's
+    preprocessors: the same sandbox and judge (grader.preprocessors.SandboxedExecute)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    workspace = graded["workspace"]
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(workspace)).load_config()
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    for student in ("patches-the-checks", "hides-errors", "input-transformer", "right"):
+        result = api.autograde("quiz", student)
+        assert result["success"], result.get("error")
+    after = scores(workspace)
+    for student in ("patches-the-checks", "hides-errors", "input-transformer", "right"):
+        assert after[student] == graded["first"][student], student
+
+
+def test_a_one_student_regrade_keeps_the_batch_s_problem_rows(graded):
+    workspace = graded["workspace"]
+    before = problem_rows(graded["problems"])
+    grader("autograde", "quiz", "--student", "infinite-loop", "--cell-timeout", "8", "--timeout", "60",
+           "--memory", "2048", workspace=workspace)
+    after = problem_rows((workspace / "reports/quiz-autograde-problems.csv").read_text())
+    others = lambda rows: [r for r in rows if r["student"] != "infinite-loop"]  # noqa: E731
+    assert others(after) == others(before) and others(before)
+    assert [r for r in after if r["student"] == "infinite-loop"], "the regraded student's own rows are there again"
 
 
 def test_grading_twice_gives_the_same_scores(graded):
@@ -270,6 +357,5 @@ def test_no_network_from_a_submission(graded, listener):
 
 
 def test_nothing_outlives_a_submission(graded):
-    assert not Path("/tmp/left-behind").exists()
     leftovers = subprocess.run(["pgrep", "-af", f"sleep {LEFTOVER_MARKER}"], capture_output=True, text=True).stdout
     assert [line for line in leftovers.splitlines() if "pgrep" not in line] == []
