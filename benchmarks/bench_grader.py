@@ -41,13 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus.answer_variants import COMPILE, VARIANTS, pack_into_submissions as pack  # noqa: E402
-from support.nbgrader_course import fill_answers  # noqa: E402
+from support.nbgrader_course import STOCK_AUTOGRADE, fill_answers  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "200"}
 ASSIGNMENT = "compile-and-train"
 NOTEBOOK = "compile-for-the-task"
-TARGET = 4.0
+TARGET = 4.5
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 # --------------------------------------------------------------------------- submissions
@@ -148,11 +149,14 @@ def run(argv, cwd=None, check=True):
     return result
 
 
-def make_workspace(folder, solutions, roster):
+def make_workspace(folder, solutions, roster, stock=False):
     grader = BIN / "course-grader"
     run([grader, "init", folder, "--solutions", solutions])
     run([grader, "roster", roster, "--workspace", folder])
     run([grader, "release", ASSIGNMENT, "--workspace", folder])
+    if stock:  # nbgrader's own Execute: the tests run in the student's kernel, no sandbox
+        with open(folder / "nbgrader_config.py", "a") as config:
+            config.write(STOCK_AUTOGRADE)
     return folder
 
 
@@ -194,8 +198,10 @@ def _timestamp(value):
 def profile(workspace, repeats=3):
     """Where one submission's time goes in our path, run alone (no other sandbox running).
     Each step is run ``repeats`` times; the minimum is reported (the machine may be shared)."""
-    from grader import forkserver, sandbox
-    from grader.autograde import _settings, plan, prepare, score
+    from grader import forkserver, score
+    from grader.limits import Limits
+    from grader.rebuild import prepare
+    from grader.submissions import plan
     from grader.workspace import Workspace
 
     ws = Workspace(workspace)
@@ -204,7 +210,7 @@ def profile(workspace, repeats=3):
     def add(name, seconds):
         samples.setdefault(name, []).append(seconds)
 
-    limits = sandbox.Limits()
+    limits = Limits()
     jobs, _ = plan(ws, ASSIGNMENT)
     for graded_job in jobs:  # nbgrader's scoring step runs on the notebooks already executed
         path = ws.root / "autograded" / graded_job.student / ASSIGNMENT / f"{graded_job.notebook}.ipynb"
@@ -216,29 +222,30 @@ def profile(workspace, repeats=3):
         add("course-grader start-up (--help; imports nbgrader)", time.perf_counter() - started)
         started = time.perf_counter()
         prepare(ws, jobs)
-        add("coordinator: read + nbgrader sanitize, per notebook", (time.perf_counter() - started) / len(jobs))
+        add("coordinator: read, rebuild, nbgrader sanitize, per notebook", (time.perf_counter() - started) / len(jobs))
         started = time.perf_counter()
-        score(ws, ASSIGNMENT, mine, ["s01"])
+        score.score_student(ws, ASSIGNMENT, "s01", mine)
         add("coordinator: nbgrader scoring into the gradebook, per student", time.perf_counter() - started)
 
     job = next(j for j in jobs if j.student == "s01" and j.notebook == NOTEBOOK)
-    notebook_json, settings = nbformat.writes(job.sanitized), _settings(ws, limits)
+    notebook_json, settings = nbformat.writes(job.prepared), score.settings_for(ws, limits)
     for _ in range(repeats):
-        server = forkserver.ForkServer(limits, [ws.root])
+        server = forkserver.ForkServer()
         try:
             started = time.perf_counter()
             server.wait_ready()
-            add("worker sandbox start: bwrap + zygote imports TensorFlow (once per worker)",
+            add("worker sandbox start: launch, bwrap, zygote imports TensorFlow (once per worker)",
                 time.perf_counter() - started)
             for _ in range(repeats):
                 cpu, started = _system_cpu_seconds(), time.time()
                 executed = nbformat.reads(server.run(notebook_json, settings, limits)[0], as_version=4)
                 finished, cpu = time.time(), _system_cpu_seconds() - cpu
-                timing = [c.metadata.get("execution", {}) for c in executed.cells if c.cell_type == "code"]
+                timing = [c.metadata.get("execution", {}) for c in executed.cells
+                          if c.cell_type == "code" and c.metadata.get("execution")]
                 first, last = _timestamp(timing[0]["iopub.status.busy"]), _timestamp(timing[-1]["iopub.status.idle"])
-                add("one notebook, warm worker: fork driver + kernel, isolate, kernel ready", first - started)
-                add(f"  its {len(timing)} cells (4 answers + 12 checks)", last - first)
-                add("  kernel killed, test cells judged (grader.judge), results back", finished - last)
+                add("one notebook, warm worker: fork kernel side + driver, isolate, kernel ready", first - started)
+                add("  its cells run, its 12 tests judged by requests to the kernel", last - first)
+                add("  kernel killed, cgroup emptied, results back", finished - last)
                 add("= one notebook, warm worker, wall", finished - started)
                 add("= one notebook, warm worker, CPU of all its processes", cpu)
         finally:
@@ -268,7 +275,8 @@ def main():
     roster.write_text("id\n" + "".join(f"s{i + 1:02d}\n" for i in range(args.n)))
     try:
         with ThreadPoolExecutor(2) as pool:
-            stock_ws, ours_ws = pool.map(lambda name: make_workspace(root / name, solutions, roster),
+            stock_ws, ours_ws = pool.map(lambda name: make_workspace(root / name, solutions, roster,
+                                                                     stock=name == "ws-stock"),
                                          ["ws-stock", "ws-ours"])
         submissions = root / "submissions"
         plan = write_submissions(args.n, stock_ws / "release" / ASSIGNMENT, solutions, notebooks, submissions)
@@ -345,11 +353,21 @@ def main():
         for student, label, what in unexpected:
             print(f"  UNEXPECTED {student} ({label}): (got, expected) {what}")
 
+        report = {}
         if not args.no_profile:
             report = profile(ours_ws)
             print("\nwhere one submission's time goes in course-grader (one notebook, alone; minimum of 3 runs, seconds):")
             for name, seconds in report.items():
                 print(f"  {name:76s} {seconds:6.2f}")
+        RESULTS.mkdir(exist_ok=True)
+        name = f"bench_grader-n{args.n}{'-whole' if args.whole else ''}.json"
+        (RESULTS / name).write_text(json.dumps({
+            "command": " ".join(["benchmarks/bench_grader.py", *sys.argv[1:]]), "n": args.n, "notebooks": notebooks,
+            "workers": workers, "cores": cores, "stock_seconds": round(stock_seconds, 1),
+            "ours_seconds": round(ours_seconds, 1), "ratio": round(ratio, 2), "target": TARGET,
+            "identical_scores": not differ, "every_score_as_expected": not unexpected,
+            "profile_seconds": {k: round(v, 2) for k, v in report.items()}}, indent=1) + "\n")
+        print(f"results: {RESULTS / name}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -36,12 +36,14 @@ def fill_answers(notebook, answers):
 # (grader.preprocessors.SandboxedExecute). "Stock nbgrader" — the tests run in the student's own
 # kernel, as nbgrader's Validate and a course without course-grader do — puts nbgrader's own
 # autograde preprocessors back.
-STOCK_CONFIG = """
-c = get_config()  # noqa: F821
-load_subconfig("course_config.py")  # noqa: F821
+STOCK_AUTOGRADE = """
 from nbgrader.converters import Autograde
 c.Autograde.autograde_preprocessors = Autograde.class_traits()["autograde_preprocessors"].default()
 """
+STOCK_CONFIG = """
+c = get_config()  # noqa: F821
+load_subconfig("course_config.py")  # noqa: F821
+""" + STOCK_AUTOGRADE
 
 
 class Course:
