@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path("/sys/fs/cgroup")
+ROOT = Path(os.environ.get("COURSE_GRADER_CGROUP_ROOT", "/sys/fs/cgroup"))  # test seam: a machine without cgroups
 V1_CONTROLLERS = ("memory", "pids", "cpu")  # cpu is optional: a notebook then has no CPU quota
 REQUIRED = ("memory", "pids")
 CFS_PERIOD_US = 100_000

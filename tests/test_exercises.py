@@ -103,3 +103,26 @@ def test_test_cells_read_answers_only_through_check_answered(path):
         if cell.cell_type == "code" and grading.get("grade") and not grading.get("solution"):
             assert _free_names(cell.source) <= {"check"}, (grading["grade_id"], _free_names(cell.source))
             assert "check.answered(" in cell.source, grading["grade_id"]
+
+
+def test_feedback_never_quotes_a_hidden_test_that_failed_with_an_ordinary_error(tmp_path):
+    """A student who deleted the quiz's set-up cell makes its hidden tests fail with a NameError under
+    stock nbgrader (tests run in the student's kernel, no rebuild). IPython's traceback quotes the
+    failing line — the key — and nbgrader's stock ClearHiddenTests keeps tracebacks: the course's
+    ClearHiddenTestsAndTracebacks reduces them to their one-line message."""
+    course = Course(tmp_path)
+    course.release("quiz")
+    release = course.released("quiz", "quiz")
+    release.cells = [c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "quiz_setup"]
+    folder = course.root / "submitted" / "student" / "quiz"
+    folder.mkdir(parents=True)
+    nbformat.write(release, folder / "quiz.ipynb")
+    course.autograde("quiz")
+    graded = nbformat.read(course.root / "autograded/student/quiz/quiz.ipynb", as_version=4)
+    tracebacks = "\n".join("\n".join(o.traceback) for c in graded.cells for o in c.get("outputs", [])
+                           if o.output_type == "error")
+    assert "NameError" in tracebacks and '== "B"' in tracebacks, "the autograded notebook quotes the key"
+    course.nbgrader("generate_feedback", "quiz", "--force")
+    html = (course.root / "feedback/student/quiz/quiz.html").read_text()
+    assert "NameError" in html, "the student still learns what failed"
+    assert '== "B"' not in html and "== &quot;B&quot;" not in html and "&#34;B&#34;" not in html

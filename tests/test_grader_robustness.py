@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -359,3 +360,17 @@ def test_no_network_from_a_submission(graded, listener):
 def test_nothing_outlives_a_submission(graded):
     leftovers = subprocess.run(["pgrep", "-af", f"sleep {LEFTOVER_MARKER}"], capture_output=True, text=True).stdout
     assert [line for line in leftovers.splitlines() if "pgrep" not in line] == []
+
+
+def test_without_cgroups_grading_is_refused_with_the_reason_unless_asked(graded):
+    """No per-notebook caps (a machine without usable cgroups, made here by pointing the grader at an
+    empty cgroup root): autograde refuses before the batch and says why; --no-cgroups grades anyway."""
+    workspace = graded["workspace"]
+    env = {**os.environ, "COURSE_GRADER_CGROUP_ROOT": str(workspace / "no-cgroups-here")}
+    argv = [CLI, "autograde", "quiz", "--student", "right", "--workspace", str(workspace)]
+    refused = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 2 and "--no-cgroups" in refused.stderr and "caps" in refused.stderr, refused.stderr
+    allowed = subprocess.run(argv + ["--no-cgroups"], capture_output=True, text=True, env=env, timeout=600)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "no per-notebook caps (--no-cgroups)" in allowed.stdout
+    assert scores(workspace)["right"] == {k: float(v) for k, v in FULL.items()}
