@@ -10,6 +10,8 @@
 * ``ClearHiddenTestsAndTracebacks``: feedback without hidden tests, nor tracebacks that quote them.
 """
 
+import hashlib
+import json
 from pathlib import Path
 
 import nbformat
@@ -90,48 +92,56 @@ class SandboxedExecute(NbGraderPreprocessor):
         return job.executed, resources
 
 
-def _previous_sources(config, info):
-    """{grade_id: source} of this notebook as it was last autograded (nbgrader's autograded/ copy)."""
+def _answers_file(config, info):
+    """Where the answers' fingerprints of the last autograde are kept (beside the resume state; not in
+    ``autograded/``, which nbgrader overwrites before these preprocessors run, and copies into feedback)."""
     coursedir = CourseDirectory(config=config)
-    path = Path(coursedir.format_path(coursedir.autograded_directory, info["student"], info["assignment"])) \
-        / f"{info['notebook']}.ipynb"
-    try:
-        previous = nbformat.read(path, as_version=4)
-    except (OSError, ValueError):
-        return {}
-    return {_grade_id(cell): cell.source for cell in previous.cells if _grade_id(cell)}
+    return Path(coursedir.root) / "autograde-state" / info["assignment"] / info["student"] / f"{info['notebook']}.answers.json"
+
+
+def _fingerprints(nb):
+    return {_grade_id(cell): hashlib.sha256(cell.source.encode()).hexdigest() for cell in nb.cells
+            if is_grade(cell) or is_solution(cell)}
 
 
 class RememberHandGrades(NbGraderPreprocessor):
-    """Before SaveAutoGrades: which answers have a hand grade, and how they read when graded."""
+    """Before SaveAutoGrades: which answers have a hand grade, and how they read when last autograded."""
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
-        graded = {}
+        graded = set()
         with Gradebook(info["db_url"]) as gradebook:
             try:
                 submitted = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
                 graded = {g.name for g in submitted.grades if g.manual_score is not None and not g.needs_manual_grade}
             except MissingEntry:
                 pass
-        sources = _previous_sources(self.config, info) if graded else {}
-        resources["hand_graded"] = {name: sources[name] for name in graded if name in sources}
+        try:
+            previous = json.loads(_answers_file(self.config, info).read_text())
+        except (OSError, ValueError):
+            previous = {}
+        resources["hand_graded"] = {name: previous[name] for name in graded if name in previous}
         return nb, resources
 
 
 class KeepHandGrades(NbGraderPreprocessor):
-    """After SaveAutoGrades: a hand-graded answer whose source did not change stays graded."""
+    """After SaveAutoGrades: a hand-graded answer whose source did not change stays graded. Records
+    the answers' fingerprints for the next regrade."""
 
     def preprocess(self, nb, resources):
-        remembered = resources.get("hand_graded") or {}
-        if not remembered:
-            return nb, resources
-        now = {_grade_id(cell): cell.source for cell in nb.cells if is_grade(cell) or is_solution(cell)}
         info = resources["nbgrader"]
-        with Gradebook(info["db_url"]) as gradebook:
-            submitted = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
-            for grade in submitted.grades:
-                if grade.name in remembered and remembered[grade.name] == now.get(grade.name):
-                    grade.needs_manual_grade = False
-            gradebook.db.commit()
+        now = _fingerprints(nb)
+        remembered = resources.get("hand_graded") or {}
+        if remembered:
+            with Gradebook(info["db_url"]) as gradebook:
+                submitted = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+                for grade in submitted.grades:
+                    if grade.name in remembered and remembered[grade.name] == now.get(grade.name):
+                        grade.needs_manual_grade = False
+                gradebook.db.commit()
+        path = _answers_file(self.config, info)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(now))
+        temporary.replace(path)
         return nb, resources
