@@ -46,3 +46,14 @@ def test_answers_cross_as_plain_data_only():
     assert value["b"] == (None, True)
     with pytest.raises(ValueError):
         decode({"t": "ndarray", "dtype": "|O", "shape": [1], "b64": ""})  # no object arrays, ever
+
+
+def test_a_function_answer_gets_copies_of_its_inputs():
+    """The inputs a check keeps are never the ones the student's function changes in place."""
+    def clobber(x):
+        x[:] = 0
+        return float(x.sum())
+
+    kept = np.ones(3)
+    assert LocalAnswer("clobber", clobber).call(kept) == 0.0
+    assert kept.tolist() == [1.0, 1.0, 1.0]

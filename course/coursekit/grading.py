@@ -28,7 +28,8 @@ from coursekit.answers import (Answer, LocalAnswer, NoAnswer, NotCallable, Stude
                                quiet)
 
 __all__ = [
-    "CheckFailed", "answered", "choice", "choices", "show_choice", "show_choices", "verdict", "check_task_model",
+    "CheckFailed", "answered", "choice", "choices", "show_choice", "show_choices", "verdict", "grade_choice",
+    "grade_statements", "hidden_test", "check_task_model",
     "check_output_and_loss", "check_metrics", "check_adam_settings", "check_adam_reaches_target", "check_bce",
     "check_adam_step", "probe_for_task", "TASKS",
 ]
@@ -165,17 +166,75 @@ def verdict(ok, message, misconception=None):
     passed("right.")
 
 
+def grade_choice(answer, options, key, misconceptions):
+    """Hidden test of a one-letter question: right if ``answer`` (from ``answered``) is ``key``. For
+    a wrong choice the failure carries the misconception behind it: ``misconceptions[letter] = (why
+    it is wrong, where the course shows it)``."""
+    name = answer.name
+    chosen = choice(answer, options, name)
+    if chosen == key:
+        passed(f"{name}: right.")
+        return
+    why, where = misconceptions[chosen]
+    fail(f"{name} = \"{chosen}\" is not the best answer: {why}", f"see {where}.", summary=f"chose {chosen}",
+         kind="wrong_choice", misconception=why)
+
+
+def grade_statements(answer, options, truth, explanations):
+    """Hidden test of some statements of a select-all question: right if, for every letter in
+    ``truth``, the letter is selected in ``answer`` (from ``answered``) exactly when its statement is
+    true. ``explanations[letter] = (why the statement is true or false, where the course shows it)``."""
+    name = answer.name
+    selected = choices(answer, options, name)
+    wrong = sorted(letter for letter, true in truth.items() if (letter in selected) != true)
+    judged = " and ".join(sorted(truth))
+    if not wrong:
+        passed(f"{name}: statements {judged} judged right.")
+        return
+    lines = [f"statement {letter} is {'true' if truth[letter] else 'false'}: {explanations[letter][0]} "
+             f"(see {explanations[letter][1]})" for letter in wrong]
+    fail(f"{name}: statements {judged} are not both judged right yet.\n" + "\n".join(lines),
+         summary=f"misjudged {', '.join(wrong)}", kind="wrong_choice",
+         misconception="; ".join(explanations[letter][0] for letter in wrong))
+
+
+def _after_visible(class_note):
+    """After a visible check, in a class release: say when the rest is graded."""
+    from coursekit import selfstudy
+
+    if selfstudy.mode() == "class":
+        passed(class_note)
+
+
+def hidden_test(grade_id):
+    """The visible line of a hidden test cell. In self-study (the repository's exercises/, beside
+    solutions/) it runs the cell's hidden part from solutions/, so the cell passes or fails exactly as
+    it will be graded (and nbgrader's Validate reports it); in a class release it says the cell is
+    graded after the deadline; while grading it does nothing (the hidden part follows it)."""
+    from coursekit import selfstudy
+
+    mode = selfstudy.mode()
+    if mode == "self-study":
+        selfstudy.run_hidden_test(grade_id)
+    elif mode == "class":
+        passed(f"This cell is {GRADED_LATER[:-1]}, with tests you do not see here.")
+
+
+GRADED_LATER = "correctness is graded after the deadline."
+
+
 def show_choice(name, options):
-    """Visible check of a one-letter answer: its form only, never whether it is right."""
+    """Visible check of a one-letter answer: its form; in self-study also whether it is right."""
     value = choice(answered(name), options, name)
-    passed(f'{name} = "{value}" is a valid answer. It is graded when you submit.')
+    passed(f'{name} = "{value}": form OK.')
+    _after_visible(GRADED_LATER[0].upper() + GRADED_LATER[1:])
 
 
 def show_choices(name, options):
-    """Visible check of a select-all answer: its form only, never whether it is right."""
+    """Visible check of a select-all answer: its form; in self-study also whether it is right."""
     values = choices(answered(name), options, name)
-    passed(f"{name} = {{{', '.join(repr(v) for v in sorted(values))}}} is a valid answer. "
-           "It is graded when you submit.")
+    passed(f"{name} = {{{', '.join(repr(v) for v in sorted(values))}}}: form OK.")
+    _after_visible(GRADED_LATER[0].upper() + GRADED_LATER[1:])
 
 
 # --------------------------------------------------------------------------- compiled models
@@ -559,11 +618,7 @@ def check_task_model(model, task, seed=0):
              check="optimizer", summary="Adam, but not its default settings")
     passed(f"a compiled Keras model with inputs {tuple(info['input_shape'])}, outputs {tuple(info['output_shape'])} "
            "and Adam with its default settings.")
-    for part in (check_output_and_loss, check_metrics):
-        try:
-            part(model, task, seed)
-        except CheckFailed as problem:
-            print("✗ " + str(problem).replace("\n", "\n  "))
+    _after_visible(f"Output layer, loss and metrics: {GRADED_LATER}")
 
 
 # --------------------------------------------------------------------------- Adam settings
@@ -649,6 +704,7 @@ def check_adam_reaches_target(settings, data_seed=0, model_seed=42):
              "20 epochs are few steps: which of Adam's settings makes each step larger? (lesson 2)",
              check="tuning", summary="target accuracy not reached")
     passed(f"test accuracy {accuracy:.3f} after {TUNING_EPOCHS} epochs (target {TUNING_TARGET_ACCURACY}).")
+    _after_visible(f"On a fresh draw of the data: {GRADED_LATER}")
 
 
 # --------------------------------------------------------------------------- by hand in NumPy
@@ -702,6 +758,7 @@ def check_bce(function, seed=0, n=50, extremes=False):
         fail(f"for {what}, binary_crossentropy returned {float(got):.6f}; Keras gives {expected:.6f}.",
              "compare your code with the formula above, term by term.", check="bce", summary="wrong value")
     passed(f"binary_crossentropy matches Keras on {n} {'extreme' if extremes else 'random'} examples.")
+    _after_visible(f"Other inputs: {GRADED_LATER}")
 
 
 def adam_step_references(w0, gradients, learning_rate, beta_1, beta_2, epsilon):
@@ -754,3 +811,4 @@ def check_adam_step(function, steps=1, seed=0, shape=(3,), gradient_scale=1.0, *
              "and where epsilon goes (lesson 2).", check="adam_step", summary="weights differ from Adam's")
     passed(f"adam_step follows Adam ({matching[0]}) for {steps} step(s) "
            + ", ".join(f"{k}={v:g}" for k, v in settings.items()) + ".")
+    _after_visible(f"Other inputs: {GRADED_LATER}")

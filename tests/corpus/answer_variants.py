@@ -58,6 +58,8 @@ VARIANTS = [
     q1("a word, not a letter", "wrong", 'q1_answer = "sigmoid"', 0),
     q1("a number", "wrong", "q1_answer = 2", 0),
     q1("not answered", "wrong", "# YOUR CODE HERE\nraise NotImplementedError()", 0),
+    q1("a letter without quotes (NameError)", "wrong", "q1_answer = B", 0),
+    q1("in a tuple", "right", 'q1_answer = ("b",)', 2),
     q1("str subclass equal to everything", "cheat",
        "class Sneaky(str):\n    def __eq__(self, other):\n        return True\n    __hash__ = str.__hash__\n"
        "q1_answer = Sneaky('A')", 0),
@@ -168,6 +170,39 @@ VARIANTS += [
     compiled(B, BF, "model.add(Dense(1, activation='sigmoid'))\n"
              "model.compile(optimizer=Adam(), loss='binary_crossentropi', metrics=['accuracy'])",
              1, 0, 0, "misspelled loss", "wrong"),
+    compiled(B, BF, "model.add(Dense(1, activation='sigmoid'))\n"
+             "model.compile(optimizer='adamw', loss='binary_crossentropy', metrics=['accuracy'])",
+             0, 2, 1, "AdamW is not Adam as Keras sets it up", "wrong"),
+    compiled(B, BF, "model.add(Dense(1, activation='sigmoid'))\n"
+             "model.compile(optimizer=Adam(amsgrad=True, beta_1=0.5), loss='binary_crossentropy', metrics=['accuracy'])",
+             0, 2, 1, "Adam with amsgrad and another beta_1", "wrong"),
+    compiled(B, BF, "import keras\n"
+             "def my_loss(y_true, y_pred):\n"
+             "    return keras.losses.binary_crossentropy(y_true, y_pred)\n"
+             "model.add(Dense(1, activation='sigmoid'))\n"
+             "model.compile(optimizer='adam', loss=my_loss, metrics=['accuracy'])",
+             1, 2, 1, "a loss function of the student's own, computing binary cross-entropy", "right"),
+    compiled(B, BF, "from tensorflow.keras.regularizers import l2\n"
+             "model.add(Dense(1, activation='sigmoid', kernel_regularizer=l2(0.01)))\n"
+             "model.compile(optimizer=Adam(), loss='binary_crossentropy', metrics=['accuracy'])",
+             1, 2, 1, "output layer with a kernel regularizer", "right"),
+    compiled(B, BF, "from tensorflow.keras.optimizers import SGD\n"
+             "model.add(Dense(1, activation='sigmoid'))\n"
+             "model.compile(optimizer=SGD(), loss='binary_crossentropy', metrics=['accuracy'])\n"
+             "real = model.get_compile_config()\n"
+             "model.get_compile_config = lambda: {**real, 'optimizer': Adam().get_config()}",
+             0, 2, 1, "SGD, with get_compile_config patched to report Adam", "cheat"),
+    compiled(B, BF, "model.add(Dense(1, activation='sigmoid'))\n"
+             "model.compile(optimizer=Adam(), loss='binary_crossentropy', metrics=['accuracy'])\n"
+             "model.get_compile_config = lambda: {'optimizer': 'sgd', 'loss': 'mse', 'metrics': []}",
+             1, 2, 1, "right, with get_compile_config patched to report something else", "right"),
+    compiled(B, BF, "from tensorflow.keras.metrics import AUC\n"
+             "model.add(Dense(1, activation='sigmoid'))\n"
+             "model.compile(optimizer=Adam(), loss='binary_crossentropy', metrics=[AUC()])",
+             1, 2, 0, "AUC alone, no accuracy", "wrong"),
+    compiled(B, BF, "model.add(Dense(1, activation='softmax'))\n"
+             "model.compile(optimizer=Adam(), loss='binary_crossentropy', metrics=['accuracy'])",
+             1, 0, 0, "softmax on one unit (always 1)", "wrong"),
 
     compiled(O, OF, "model.add(Dense(3, activation='softmax'))\n"
              "model.compile(optimizer=Adam(), loss='categorical_crossentropy', metrics=['accuracy'])",
@@ -219,6 +254,10 @@ VARIANTS += [
     compiled(R, RF, "model.add(Dense(1))\n"
              "model.compile(optimizer='adam', loss='mae', metrics=['mse'])",
              1, 2, 1, "MAE loss, MSE metric", "right"),
+    compiled(R, RF, "from tensorflow.keras.losses import Huber\n"
+             "model.add(Dense(1))\n"
+             "model.compile(optimizer=Adam(), loss=Huber(delta=5.0), metrics=['mae'])",
+             1, 2, 1, "Huber with delta 5", "right"),
     compiled(R, RF, "model.add(Dense(1, activation='relu'))\n"
              "model.compile(optimizer=Adam(), loss='mse', metrics=['mae'])",
              1, 0, 1, "ReLU output cannot predict negative targets", "wrong"),
@@ -256,6 +295,9 @@ VARIANTS += [
         "import math\ntotal = 0.0\nfor y, p in zip(y_true, y_pred):\n"
         "    p = min(max(p, 1e-7), 1 - 1e-7)\n    total += -(y * math.log(p) + (1 - y) * math.log(1 - p))\n"
         "return total / len(y_true)", 1, 1, 1),
+    bce("clips in place (np.clip with out=)", "right",
+        "np.clip(y_pred, 1e-7, 1 - 1e-7, out=y_pred)\n"
+        "return -np.mean(y_true * np.log(y_pred) + (1 - y_true) * np.log(1 - y_pred))", 1, 1, 1),
     bce("no clipping: infinite for predictions of 0 or 1", "wrong",
         "return -np.mean(y_true * np.log(y_pred) + (1 - y_true) * np.log(1 - y_pred))", 1, 1, 0),
     bce("sign error", "wrong",
@@ -281,6 +323,20 @@ VARIANTS += [
          "m = m + (g - m) * (1 - beta_1)\nv = v + (np.square(g) - v) * (1 - beta_2)\n"
          "alpha = learning_rate * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)\n"
          "w = w - alpha * m / (np.sqrt(v) + epsilon)\nreturn (w, m, v)", 1, 2),
+    adam("updates its arrays in place", "right",
+         "m *= beta_1\nm += (1 - beta_1) * g\nv *= beta_2\nv += (1 - beta_2) * g ** 2\n"
+         "w -= learning_rate * (m / (1 - beta_1 ** t)) / (np.sqrt(v / (1 - beta_2 ** t)) + epsilon)\nreturn w, m, v", 1, 2),
+    adam("returns a list", "right",
+         "m = beta_1 * m + (1 - beta_1) * g\nv = beta_2 * v + (1 - beta_2) * g ** 2\n"
+         "w = w - learning_rate * (m / (1 - beta_1 ** t)) / (np.sqrt(v / (1 - beta_2 ** t)) + epsilon)\n"
+         "return [w, m, v]", 1, 2),
+    adam("epsilon inside the square root", "wrong",
+         "m = beta_1 * m + (1 - beta_1) * g\nv = beta_2 * v + (1 - beta_2) * g ** 2\n"
+         "w = w - learning_rate * (m / (1 - beta_1 ** t)) / np.sqrt(v / (1 - beta_2 ** t) + epsilon)\n"
+         "return w, m, v", 1, 0),
+    adam("epsilon left out", "wrong",
+         "m = beta_1 * m + (1 - beta_1) * g\nv = beta_2 * v + (1 - beta_2) * g ** 2\n"
+         "w = w - learning_rate * (m / (1 - beta_1 ** t)) / np.sqrt(v / (1 - beta_2 ** t))\nreturn w, m, v", 1, 0),
     adam("no bias correction", "wrong",
          "m = beta_1 * m + (1 - beta_1) * g\nv = beta_2 * v + (1 - beta_2) * g ** 2\n"
          "w = w - learning_rate * m / (np.sqrt(v) + epsilon)\nreturn w, m, v", 0, 0),
@@ -315,7 +371,10 @@ VARIANTS += [
     tune("learning rate and beta_1, as a dict literal", "right",
          'ADAM_SETTINGS = {"learning_rate": 0.05, "beta_1": 0.9}', 1, 1, 2),
     tune("integer-free floats in scientific notation", "right", "ADAM_SETTINGS = dict(learning_rate=2e-2)", 1, 1, 2),
+    tune("a NumPy number from np.linspace", "right",
+         "import numpy as np\nADAM_SETTINGS = dict(learning_rate=np.linspace(0.01, 0.05, 9)[7])", 1, 1, 2),
     tune("Keras's defaults", "wrong", "ADAM_SETTINGS = {}", 1, 0, 0),
+    tune("True as a learning rate", "wrong", "ADAM_SETTINGS = dict(learning_rate=True)", 0, 0, 0),
     tune("a smaller learning rate", "wrong", "ADAM_SETTINGS = dict(learning_rate=0.0005)", 1, 0, 0),
     tune("learning rate as a string", "wrong", 'ADAM_SETTINGS = dict(learning_rate="0.03")', 0, 0, 0),
     tune("Keras 2's 'lr' keyword", "wrong", "ADAM_SETTINGS = dict(lr=0.03)", 0, 0, 0),
