@@ -179,7 +179,9 @@ def test_validate_in_a_real_kernel_fails_a_wrong_answer_in_self_study_only(tmp_p
     from support.nbgrader_course import fill_answers
 
     notebook = fill_answers(release("quiz/quiz"), {"q1_answer": 'q1_answer = "D"',
-                                                   "q2_answer": 'q2_answer = {"A", "C", "E"}'})
+                                                   "q2_answer": 'q2_answer = {"A", "C", "E"}',
+                                                   "q1_explain": "It gives a probability.",
+                                                   "q2_explain": "The loss is minimised."})
     repo = tmp_path / "repo"
     (repo / "exercises/quiz").mkdir(parents=True)
     shutil.copytree(ROOT / "solutions/quiz", repo / "solutions/quiz")
@@ -191,6 +193,6 @@ def test_validate_in_a_real_kernel_fails_a_wrong_answer_in_self_study_only(tmp_p
                                 capture_output=True, text=True, timeout=300)
     class_copy = subprocess.run([nbgrader, "validate", str(tmp_path / "class/quiz.ipynb")],
                                 capture_output=True, text=True, timeout=300)
-    assert "VALIDATION FAILED" in self_study.stdout and "choosing the threshold" in self_study.stdout, \
+    assert "VALIDATION FAILED ON 1 CELL" in self_study.stdout and "choosing the threshold" in self_study.stdout, \
         self_study.stdout[-2000:]
     assert "Success!" in class_copy.stdout, class_copy.stdout[-2000:]
