@@ -2,11 +2,16 @@
 
 The course environment turns nbgrader's instructor panels off for students (JupyterLab's
 ``labconfig/page_config.json`` at the environment's prefix). Here they are turned back on, for this server
-only: ``JUPYTER_CONFIG_DIR`` points at ``WORKSPACE/formgrader/``, whose
+only, from ``WORKSPACE/formgrader/``, whose
 
 * ``labconfig/page_config.json`` re-enables the Formgrader and Create Assignment panels and nbgrader's menu
-  (Jupyter reads the user config directory last, so it overrides the environment's ``disabledExtensions``);
+  (``{"disabledExtensions": {"@jupyter/nbgrader:formgrader": false, …}}``);
 * ``jupyter_server_config.json`` enables nbgrader's ``formgrader`` server extension.
+
+That folder goes first on ``JUPYTER_CONFIG_PATH``, the one place Jupyter reads before everything else: inside a
+virtual environment Jupyter prefers the environment's config to the user's (``JUPYTER_PREFER_ENV_PATH``), so
+``JUPYTER_CONFIG_DIR`` alone would lose to the course's settings. ``JUPYTER_CONFIG_DIR`` points there too, so
+that nothing of the instructor's own ``~/.jupyter`` changes what this server shows.
 
 The exchange-based panels (Assignment List, Course List) stay off: a workspace fed from an LMS export has no
 nbgrader exchange. The server's working directory is the workspace, so Formgrader reads the workspace's
@@ -51,7 +56,9 @@ def command(workspace, ip="127.0.0.1", port=8888, extra=()):
             f"--ServerApp.port={port}", f"--ServerApp.root_dir={workspace.root}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.append("--allow-root")  # Jupyter refuses root unless told
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder)}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder),
+           "JUPYTER_CONFIG_PATH": os.pathsep.join([str(folder)] + [p for p in
+                                                  os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p])}
     # nbgrader's apps (and Jupyter's kernels) come from this environment even when it is not activated.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return argv + list(extra), env
