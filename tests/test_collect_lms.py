@@ -71,6 +71,10 @@ def test_roster_reports_the_test_student_and_bad_files(template, tmp_path, peopl
     roster.write_text(canvas_gradebook_csv(people[:2]))
     out = grader("roster", roster, workspace=copy_workspace(template, tmp_path / "ws")).stdout
     assert "imported 2 students (canvas roster)" in out and "test student" in out
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{tmp_path / 'ws' / 'gradebook.db'}") as gradebook:
+        assert len(gradebook.students) == len(people)  # importing again updates, and removes nobody
     worksheet = tmp_path / "worksheet.csv"
     worksheet.write_text(moodle_worksheet(people[:2], {}))
     result = grader("roster", worksheet, workspace=tmp_path / "ws", check=False)
@@ -234,3 +238,16 @@ def test_collecting_again_keeps_what_it_replaces(workspace, tmp_path, people):
     assert submitted(workspace, people[0]).read_bytes() == quiz(workspace, "B")
     kept = list((workspace / "unmatched").glob(f"*/previous/{people[0].sis_id}/quiz/quiz.ipynb"))
     assert [p.read_bytes() for p in kept] == [quiz(workspace, "A")]
+
+
+def test_due_dates_from_the_workspace_config_in_its_time_zone(workspace):
+    with open(workspace / "nbgrader_config.py", "a") as config:
+        config.write('c.CourseGrader.timezone = "Europe/Berlin"\nc.CourseGrader.due_dates = {"quiz": "2026-03-01 23:59"}\n')
+    out = grader("release", "quiz", workspace=workspace).stdout
+    assert "due 2026-03-01 23:59:00 CET (2026-03-01 22:59:00 UTC)" in out
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{workspace / 'gradebook.db'}") as gradebook:
+        assert gradebook.find_assignment("quiz").duedate == datetime(2026, 3, 1, 22, 59)
+    result = grader("release", "quiz", "--due", "soon", workspace=workspace, check=False)
+    assert result.returncode == 2 and "cannot read 'soon' as a date" in result.stderr

@@ -42,10 +42,13 @@ class Person:
 
 
 def make_class(n, seed=0):
+    """n people with distinct names (past 400, a middle initial tells them apart)."""
     rng = random.Random(seed)
     people, names = [], set()
     while len(people) < n:
         first, last = rng.choice(FIRST), rng.choice(LAST)
+        if len(names) >= len(FIRST) * len(LAST):
+            first = f"{first} {chr(65 + len(people) % 26)}."
         if (first, last) in names:
             continue
         names.add((first, last))
