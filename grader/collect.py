@@ -305,7 +305,7 @@ def collect(workspace, source, assignment, matches=(), worksheet=None, command=N
             if PurePosixPath(item.entry.filename).name == "timestamp.txt" and item.entry.lms is Lms.PLAIN and who:
                 timestamps[who] = item.read().decode("utf-8", "replace").strip()
                 continue
-            nested = [m for m in nested_items(item) if m.key in accepted] if any(
+            nested = [m for m in nested_items(item) if m.key in accepted] if item.size <= MAX_FILE_BYTES and any(
                 k.startswith(item.key + NESTED_SEPARATOR) for k in accepted) else []
             for chosen in nested or [item]:
                 which = accepted.get(chosen.key) or notebook_of(chosen.entry, notebooks)
