@@ -1,19 +1,21 @@
 """course-grader: the instructor's workflow over nbgrader, from an LMS export to grades.
 
     course-grader init WORKSPACE                 a workspace (nbgrader config + gradebook) on solutions/
-    course-grader roster ROSTER.csv              students into the gradebook
-    course-grader release [ASSIGNMENT ...]       nbgrader generate_assignment into WORKSPACE/release
-    course-grader collect EXPORT --assignment A  LMS folder or zip -> WORKSPACE/submitted
+    course-grader roster ROSTER.csv              students into the gradebook (Canvas/Moodle gradebook export or CSV)
+    course-grader release [A ...] [--due DATE]   nbgrader generate_assignment into WORKSPACE/release; due dates
+    course-grader collect EXPORT --assignment A  Canvas/Moodle zip or folder -> WORKSPACE/submitted, with lateness
     course-grader autograde A                    sandboxed, parallel autograding into the gradebook
-    course-grader feedback A                     nbgrader generate_feedback
-    course-grader export                         grades as CSV (nbgrader export)
-    course-grader report A                       score distribution per question: PNG + text
+    course-grader formgrader                     JupyterLab + Formgrader on the workspace, to grade written answers
+    course-grader feedback A                     nbgrader generate_feedback for fully graded submissions
+    course-grader export --format canvas         grades an LMS imports as it is (canvas, moodle or csv)
+    course-grader report A                       what the class understood: PNG + HTML + text
 
 Every command but init works on the workspace given by --workspace (default: the current
 folder, or $COURSE_GRADER_WORKSPACE).
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -26,7 +28,7 @@ from grader import sandbox
 from grader.workspace import REPO, Workspace, WorkspaceError
 
 app = typer.Typer(help="The instructor's workflow over nbgrader: init, roster, release, collect, autograde, "
-                  "feedback, export, report. Every command but init works on --workspace (default: the current "
+                  "formgrader, feedback, export, report. Every command but init works on --workspace (default: the current "
                   "folder, or $COURSE_GRADER_WORKSPACE).", no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 console = Console()
 err = Console(stderr=True)
@@ -81,54 +83,97 @@ def init(workspace: Path = typer.Argument(..., help="folder to create (may exist
 
 
 @app.command()
-def roster(csv_file: Path = typer.Argument(..., help="CSV with an id column (and first_name, last_name, "
-                                          "email, lms_user_id)"), workspace: Optional[Path] = WorkspaceOption):
-    """Import the class roster into the gradebook (bad rows are reported, not imported)."""
+def roster(csv_file: Path = typer.Argument(..., help="Canvas's gradebook export (Grades → Export), Moodle's "
+                                          "(Grades → Export → Plain text file), or a CSV with an id column (and "
+                                          "first_name, last_name, email, lms_user_id)"),
+           workspace: Optional[Path] = WorkspaceOption):
+    """Import the class into the gradebook, with the LMS's ids (bad rows and test students are reported, not imported)."""
+    from grader.lms import RosterError
     from grader.roster import import_roster
 
     ws = _workspace(workspace)
     try:
         result = import_roster(ws, csv_file)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, RosterError) as error:
         _fail(str(error))
-    console.print(f"imported {len(result.imported)} students")
+    console.print(f"imported {len(result.imported)} students ({result.lms} roster)")
+    for assignment, column in sorted(result.columns.items()):
+        console.print(f"  {assignment}: the LMS's column is '{column}'")
     if result.rejected:
         _table("rows not imported", ["line", "reason"], result.rejected)
 
 
 @app.command()
 def release(assignments: Optional[List[str]] = typer.Argument(None, help="default: every assignment"),
+            due: Optional[str] = typer.Option(None, help="due date and time, e.g. '2026-03-01 23:59' (in "
+                                              "c.CourseGrader.timezone, default this machine's zone) or with an "
+                                              "offset ('2026-03-01T23:59:00+01:00'); default: "
+                                              "c.CourseGrader.due_dates in the workspace's nbgrader_config.py"),
             workspace: Optional[Path] = WorkspaceOption):
-    """Generate the student release with nbgrader (records the assignments in the gradebook)."""
+    """Generate the student release with nbgrader (records the assignments and their due dates in the gradebook)."""
     ws = _workspace(workspace)
+    try:
+        configured = ws.configured_due_dates()
+        when = ws.parse_date(due) if due else None
+    except WorkspaceError as error:
+        _fail(str(error))
     for assignment in assignments or ws.assignments():
         if assignment not in ws.assignments():
             _fail(f"no assignment '{assignment}' in {ws.solutions}; there are: {', '.join(ws.assignments())}")
         _nbgrader(ws, "generate_assignment", assignment, "--force")
         console.print(f"released {assignment} -> {ws.root / 'release' / assignment}")
+        due_date = when or configured.get(assignment)
+        if due_date:
+            ws.set_due_date(assignment, due_date)
+        recorded = ws.due_date(assignment)
+        if recorded:
+            console.print(f"  due {recorded.astimezone(ws.timezone):%Y-%m-%d %H:%M:%S %Z} "
+                          f"({recorded:%Y-%m-%d %H:%M:%S} UTC)")
 
 
 @app.command()
-def collect(source: Path = typer.Argument(..., help="an LMS export: a folder or a zip"),
+def collect(source: Path = typer.Argument(..., help="an LMS export: Canvas's or Moodle's zip, or a folder"),
             assignment: str = typer.Option(..., "--assignment", "-a"),
+            match: Optional[List[str]] = typer.Option(None, "--match", help="ENTRY=NOTEBOOK: collect this file of "
+                                                      "the export (ZIP::MEMBER for a file inside an uploaded zip) as "
+                                                      "that notebook, as the table of unmatched files suggests"),
+            worksheet: Optional[Path] = typer.Option(None, help="Moodle: the assignment's grading worksheet (CSV), "
+                                                     "for participant ids and submission times"),
             workspace: Optional[Path] = WorkspaceOption):
-    """Copy submissions from an LMS export into submitted/, reporting every file it cannot match."""
+    """Copy submissions from an LMS export into submitted/, with the LMS's lateness; report every file it cannot match."""
+    import shlex
+
     from grader.collect import collect as run_collect
 
     ws = _workspace(workspace)
+    again = ["course-grader", "collect", str(source), "--assignment", assignment]
+    again += ["--worksheet", str(worksheet)] if worksheet else []
+    again += ["--workspace", str(workspace)] if workspace else []
     try:
-        result = run_collect(ws, source, assignment)
-    except (FileNotFoundError, ValueError) as error:
+        result = run_collect(ws, source, assignment, matches=match or (), worksheet=worksheet,
+                             command=" ".join(shlex.quote(part) for part in again))
+    except (FileNotFoundError, ValueError, WorkspaceError) as error:
         _fail(str(error))
-    except Exception as error:
-        _fail(f"{type(error).__name__}: {error}")
-    console.print(f"collected {len(result.collected)} notebooks from "
-                  f"{len({s for s, _, _ in result.collected})} students into {ws.root / 'submitted'}")
+    late = sum(1 for *_, is_late in result.collected if is_late)
+    console.print(f"collected {len(result.collected)} notebooks from {len(result.students)} students into "
+                  f"{ws.root / 'submitted'}" + (f"; {late} marked late by the LMS" if late else ""))
+    due = ws.due_date(assignment)
+    console.print(f"due date of '{assignment}': " + (f"{due.astimezone(ws.timezone):%Y-%m-%d %H:%M:%S %Z}" if due else
+                  f"none (set one with course-grader release {assignment} --due …)"))
     if result.unmatched:
-        _table(f"not matched (kept in {result.batch})", ["file", "reason"], result.unmatched)
+        _table(f"not collected (copies kept in {result.batch})", ["file", "reason", "looks like"],
+               [(path, reason, "; ".join(f"{h.notebook}.ipynb ({h.why})" for h in hints))
+                for path, reason, hints in result.unmatched])
+        commands = [hint.command for _, _, hints in result.unmatched for hint in hints]
+        if commands:
+            console.print("to collect a file as the notebook it looks like, run (one --match per file; they combine):")
+            for line in commands:
+                console.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
     if result.superseded:
-        _table(f"superseded by a newer file (kept in {result.batch / 'superseded'})", ["file", "reason"],
+        _table(f"older uploads, not graded (kept in {result.batch / 'superseded'})", ["file", "reason"],
                result.superseded)
+    if result.notes:
+        _table("notes", ["student", "note"], result.notes)
 
 
 @app.command()
@@ -164,39 +209,102 @@ def autograde(assignment: str = typer.Argument(...),
         raise typer.Exit(code)
 
 
-@app.command()
-def feedback(assignment: str = typer.Argument(...), workspace: Optional[Path] = WorkspaceOption):
-    """Generate students' feedback (HTML) with nbgrader, without hidden tests."""
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def formgrader(ctx: typer.Context, port: int = typer.Option(8888, help="port (the next free one if taken)"),
+               ip: str = typer.Option("127.0.0.1", help="address to listen on"),
+               workspace: Optional[Path] = WorkspaceOption):
+    """JupyterLab with nbgrader's Formgrader on the workspace: grade written answers (Nbgrader → Formgrader →
+    Manual Grading). Extra options go to JupyterLab (e.g. --IdentityProvider.token=…). Ctrl-C stops it."""
+    from grader.formgrader import command
+
     ws = _workspace(workspace)
-    _nbgrader(ws, "generate_feedback", assignment, "--force")
-    console.print(f"feedback in {ws.root / 'feedback'}")
+    argv, env = command(ws, ip=ip, port=port, extra=ctx.args)
+    console.print(f"Formgrader on {ws.root}: open the address JupyterLab prints below, then Nbgrader → Formgrader "
+                  "→ Manual Grading (or go to /formgrader). Grades entered there are final for export once every "
+                  "answer of a submission is graded.")
+    sys.stdout.flush()
+    os.chdir(ws.root)  # nbgrader's server extension reads nbgrader_config.py from here
+    os.execve(argv[0], argv, env)
 
 
 @app.command()
-def export(out: Path = typer.Option(Path("reports/grades.csv"), help="CSV file (relative to the workspace)"),
+def feedback(assignment: str = typer.Argument(...),
+             student: Optional[List[str]] = typer.Option(None, "--student", help="only these students"),
+             workspace: Optional[Path] = WorkspaceOption):
+    """Students' feedback (HTML, nbgrader generate_feedback, without hidden tests), for submissions whose every
+    answer is graded: one with answers still to grade by hand gets none yet, so no one reads a 0 that is not final."""
+    from grader.export import Status, grade_table
+
+    ws = _workspace(workspace)
+    try:
+        table = grade_table(ws, [assignment])
+    except ValueError as error:
+        _fail(str(error))
+    pending = sorted(g.student for g in table.provisional if not student or g.student in student)
+    ready = sorted(g.student for g in table.grades.values() if g.status is Status.FINAL
+                   and (not student or g.student in student))
+    if ready:
+        args = ["generate_feedback", assignment, "--force"]
+        excluded = sorted({s.id for s in table.students} - set(ready))
+        if excluded:
+            args.append(f"--CourseDirectory.student_id_exclude={','.join(excluded)}")
+        _nbgrader(ws, *args)
+    console.print(f"feedback for {len(ready)} students in {ws.root / 'feedback'}")
+    if pending:
+        _table(f"not graded yet: no feedback for {len(pending)} students (answers still to grade by hand in "
+               "course-grader formgrader; run feedback again afterwards)", ["student", "answers to grade"],
+               [(g.student, g.to_grade) for g in sorted(table.provisional, key=lambda g: g.student)
+                if g.student in pending])
+
+
+@app.command()
+def export(fmt: str = typer.Option("csv", "--format", "-f", help="canvas: Canvas's gradebook import CSV; moodle: "
+                                   "Moodle's grade import CSV (map by e-mail address); csv: one row per student and "
+                                   "assignment, with status (final, provisional, not submitted)"),
+           assignment: Optional[List[str]] = typer.Option(None, "--assignment", "-a", help="only these (default: all)"),
+           out: Optional[Path] = typer.Option(None, help="file to write (relative to the workspace; default "
+                                              "reports/grades.csv, reports/canvas-grades.csv, reports/moodle-grades.csv)"),
+           provisional: bool = typer.Option(False, "--provisional", help="canvas/moodle: include grades that still "
+                                            "have answers to grade by hand (default: left blank)"),
            workspace: Optional[Path] = WorkspaceOption):
-    """Export every grade in the gradebook as CSV (nbgrader export)."""
+    """Export the gradebook's grades as a file the LMS imports as it is; ungraded is blank, never 0."""
+    from grader.export import Format, grade_table, write
+
     ws = _workspace(workspace)
-    target = out if out.is_absolute() else ws.root / out
+    try:
+        fmt = Format(fmt.lower())
+    except ValueError:
+        _fail(f"--format must be one of: {', '.join(f.value for f in Format)}")
+    default = {Format.CSV: "grades.csv", Format.CANVAS: "canvas-grades.csv", Format.MOODLE: "moodle-grades.csv"}[fmt]
+    target = out or Path("reports") / default
+    target = target if target.is_absolute() else ws.root / target
     target.parent.mkdir(parents=True, exist_ok=True)
-    _nbgrader(ws, "export", f"--to={target}")
-    console.print(f"grades written to {target}")
+    try:
+        table = grade_table(ws, assignment)
+    except ValueError as error:
+        _fail(str(error))
+    notes = write(ws, table, fmt, target, include_provisional=provisional)
+    console.print(f"grades of {len(table.students)} students, {len(table.assignments)} assignments written to {target}")
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
 
 
 @app.command()
 def report(assignment: str = typer.Argument(...), workspace: Optional[Path] = WorkspaceOption):
-    """Score distribution per question as a PNG, and a text summary."""
+    """What the class understood: facility and discrimination per question, options chosen with their
+    misconceptions, failed checks, similar submissions — reports/A-report.html (+ .png, .txt)."""
     from grader.report import write_report
 
     ws = _workspace(workspace)
     reports = ws.root / "reports"
     reports.mkdir(exist_ok=True)
+    paths = [reports / f"{assignment}-report.{ext}" for ext in ("png", "html", "txt")]
     try:
-        text = write_report(ws, assignment, reports / f"{assignment}-report.png", reports / f"{assignment}-report.txt")
+        _, text = write_report(ws, assignment, *paths)
     except ValueError as error:
         _fail(str(error))
     console.print(text)
-    console.print(f"plot: {reports / f'{assignment}-report.png'}")
+    console.print(f"report: {paths[1]} (open it in a browser); plot: {paths[0]}")
 
 
 def main():

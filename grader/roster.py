@@ -1,70 +1,33 @@
-"""Import a class roster (CSV) into nbgrader's gradebook."""
+"""Import a class roster into nbgrader's gradebook: Canvas's or Moodle's gradebook export, or a plain CSV.
 
-import csv
-import re
+The gradebook keeps each student's id, names, e-mail and LMS user id (nbgrader's ``Student``); the LMS's other
+identity columns (Canvas's SIS ids and section, Moodle's ID number…) and the LMS's column of each assignment go
+to ``WORKSPACE/lms.json`` (``grader.lms.LmsRecord``), from which ``export`` writes a file the LMS imports.
+Importing again updates students; nobody is removed.
+"""
+
 from dataclasses import dataclass
 
-ID_COLUMNS = ("id", "student_id", "username", "login", "sis_user_id")
-VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # ids become folder names in nbgrader
+from grader.lms import LmsRecord, read_roster
 
 
 @dataclass
 class RosterResult:
-    imported: list
-    rejected: list  # (line number, reason)
-
-
-def read_roster(path):
-    """Rows of a roster CSV as dicts with id, first_name, last_name, email, lms_user_id."""
-    try:
-        text = open(path, newline="", encoding="utf-8-sig").read()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no roster file at {path}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a UTF-8 text file; export the roster as CSV (UTF-8)") from None
-    reader = csv.DictReader(text.splitlines())
-    columns = {name.strip().lower(): name for name in (reader.fieldnames or [])}
-    id_column = next((columns[c] for c in ID_COLUMNS if c in columns), None)
-    if id_column is None:
-        raise ValueError(f"{path} has no student id column (one of: {', '.join(ID_COLUMNS)}); "
-                         f"found: {', '.join(reader.fieldnames or []) or 'nothing'}")
-
-    def column(row, *names):
-        for name in names:
-            if name in columns and row.get(columns[name]):
-                return row[columns[name]].strip()
-        return None
-
-    rows, rejected, seen = [], [], set()
-    for line, row in enumerate(reader, start=2):
-        student_id = (row.get(id_column) or "").strip()
-        if not student_id:
-            rejected.append((line, "no student id"))
-        elif not VALID_ID.match(student_id):
-            rejected.append((line, f"student id {student_id!r} may only use letters, digits, '.', '_' and '-'"))
-        elif student_id in seen:
-            rejected.append((line, f"student id {student_id!r} appears twice"))
-        else:
-            seen.add(student_id)
-            rows.append({"id": student_id,
-                         "first_name": column(row, "first_name", "first name", "given name"),
-                         "last_name": column(row, "last_name", "last name", "family name", "surname"),
-                         "email": column(row, "email", "e-mail"),
-                         "lms_user_id": column(row, "lms_user_id", "lms_id", "canvas_id", "user_id")})
-    return rows, rejected
+    lms: str
+    imported: list         # student ids
+    rejected: list         # (line number, reason)
+    columns: dict          # assignment -> the LMS's column for it
 
 
 def import_roster(workspace, path):
-    rows, rejected = read_roster(path)
+    roster = read_roster(path)
     with workspace.gradebook() as gradebook:
-        for row in rows:
-            student_id = row.pop("id")
-            gradebook.update_or_create_student(student_id, **{k: v for k, v in row.items() if v})
-    return RosterResult([row for row in rows], rejected)
-
-
-def roster_students(workspace):
-    """student id -> set of tokens that identify the student in an LMS export."""
-    with workspace.gradebook() as gradebook:
-        return {student.id: {t.lower() for t in (student.id, student.lms_user_id, student.email) if t}
-                for student in gradebook.students}
+        for student in roster.students:
+            gradebook.update_or_create_student(
+                student.id, **{key: value for key, value in (
+                    ("first_name", student.first_name), ("last_name", student.last_name), ("email", student.email),
+                    ("lms_user_id", student.lms_user_id)) if value})
+    record = LmsRecord.load(workspace.root)
+    columns = record.add(roster, workspace.assignments())
+    record.save(workspace.root)
+    return RosterResult(roster.lms.value, [s.id for s in roster.students], roster.rejected, columns)

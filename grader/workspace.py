@@ -6,16 +6,35 @@
       release/ submitted/ autograded/ feedback/   nbgrader's own folders
       unmatched/           files `collect` could not match to a student or notebook (kept, never dropped)
       reports/             grades CSV, report PNG and text, autograde failure tables
+      lms.json             what the LMS knows of each student and assignment (`roster`, `collect`; grader.lms)
+      formgrader/          Jupyter config for `course-grader formgrader` (Formgrader enabled)
+
+Due dates live where nbgrader keeps them, in the gradebook (``Assignment.duedate``, naive UTC); they are
+set by ``release --due`` or from ``c.CourseGrader.due_dates`` in the workspace's nbgrader_config.py.
+Dates without an offset are read in ``c.CourseGrader.timezone`` (default: this machine's zone).
 """
 
 import os
 import subprocess
 import sys
+import warnings
+from datetime import timezone
 from pathlib import Path
 
-from nbgrader.api import Gradebook
+from dateutil import parser as date_parser
+from dateutil import tz
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+# nbgrader's Gradebook.add_submission builds a submission's notebooks and grades before it adds the
+# submission to the session; SQLAlchemy 2 warns about each of them during autoflush, then the cascade
+# adds them all at `db.add(submission)`, as nbgrader intends. The warning says nothing an instructor can
+# act on and buried every run's output under three multi-line blocks: silence exactly that one, for
+# this process and for the nbgrader converters it runs in-process (autograde's scoring step).
+warnings.filterwarnings("ignore", category=SAWarning,
+                        message=r"Object of type <(SubmittedAssignment|SubmittedNotebook|Grade|Comment)> not in session")
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -34,6 +53,14 @@ c.CourseDirectory.root = {root!r}
 c.CourseDirectory.source_directory = {solutions!r}
 c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.db_url = {db_url!r}
+
+# Due dates (also settable with `course-grader release ASSIGNMENT --due "2026-03-01 23:59"`); a date
+# without an offset is read in c.CourseGrader.timezone (an IANA name; default: this machine's zone).
+# c.CourseGrader.timezone = "Europe/Berlin"
+# c.CourseGrader.due_dates = {{"quiz": "2026-03-01 23:59"}}
+# Late submissions: nbgrader's late-submission plugin. 'none' (default) records lateness only;
+# 'zero' scores a late submission 0. An on-time submission is never penalised.
+# c.LateSubmissionPlugin.penalty_method = "zero"
 '''
 
 
@@ -86,6 +113,50 @@ class Workspace:
     def gradebook(self):
         return Gradebook(self.db_url, self.config.CourseDirectory.course_id)
 
+    # ------------------------------------------------------------------ dates
+
+    @property
+    def timezone(self):
+        """The zone of dates written without an offset (due dates, Moodle's worksheet times)."""
+        name = self.config.CourseGrader.get("timezone")
+        if not name:
+            return tz.tzlocal()
+        zone = tz.gettz(name)
+        if zone is None:
+            raise WorkspaceError(f"c.CourseGrader.timezone = {name!r} is not a time zone name (e.g. 'Europe/Berlin')")
+        return zone
+
+    def parse_date(self, text):
+        """An aware datetime from text such as '2026-03-01 23:59', '2026-03-01T23:59:00Z' or with an offset."""
+        try:
+            value = date_parser.parse(str(text))
+        except (ValueError, OverflowError):
+            raise WorkspaceError(f"cannot read {text!r} as a date and time (e.g. '2026-03-01 23:59')") from None
+        return value if value.tzinfo else value.replace(tzinfo=self.timezone)
+
+    def set_due_date(self, assignment, when):
+        """Record an aware datetime as the assignment's due date in nbgrader's gradebook."""
+        with self.gradebook() as gradebook:
+            try:
+                gradebook.find_assignment(assignment)
+            except MissingEntry:
+                raise WorkspaceError(f"assignment '{assignment}' is not in the gradebook: "
+                                     f"run `course-grader release {assignment}` first.") from None
+            gradebook.update_or_create_assignment(assignment, duedate=as_naive_utc(when))
+
+    def configured_due_dates(self):
+        """{assignment: aware datetime} from c.CourseGrader.due_dates."""
+        return {name: self.parse_date(text) for name, text in dict(self.config.CourseGrader.get("due_dates") or {}).items()}
+
+    def due_date(self, assignment):
+        """The assignment's due date as an aware UTC datetime, or None."""
+        with self.gradebook() as gradebook:
+            try:
+                due = gradebook.find_assignment(assignment).duedate
+            except MissingEntry:
+                return None
+        return due.replace(tzinfo=timezone.utc) if due else None
+
     def assignments(self):
         return sorted(p.name for p in self.solutions.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
@@ -95,3 +166,13 @@ class Workspace:
 
     def folder(self, step, student=".", assignment=""):
         return self.root / step / student / assignment
+
+
+def as_naive_utc(when):
+    """nbgrader stores times as naive UTC."""
+    return when.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def timestamp_text(when):
+    """What nbgrader's timestamp.txt holds (``CourseDirectory.get_existing_timestamp`` reads it back)."""
+    return when.astimezone(timezone.utc).isoformat(sep=" ")
