@@ -183,7 +183,10 @@ def test_feedback_waits_for_the_human_grades(batch):
 def test_report_shows_questions_pending_answers_and_the_copied_pair(batch):
     workspace, roles = batch["workspace"], batch["roles"]
     out = grader("report", "quiz", workspace=workspace).stdout
-    assert "PROVISIONAL" in out and "no verdict files" in out
+    assert "PROVISIONAL" in out
+    # the judge's verdicts (WORKSPACE/verdicts/): which option each student chose, and its misconception
+    assert "quiz:q1_answer = C" in out and "make the decision boundary curved" in out
+    assert "quiz:q1_points        wrong_choice" in out
     html = (workspace / "reports" / "quiz-report.html").read_text()
     assert 'id="provisional"' in html and 'id="items"' in html
     pairs = html[html.index('id="pairs"'):]
