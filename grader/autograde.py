@@ -34,11 +34,12 @@ class BatchResult:
     scores: dict    # student -> (score, max score)
     seconds: float
     skipped: list = field(default_factory=list)  # students not regraded by --resume
+    finished: list = field(default_factory=list)  # students scored by this run, in order
     interrupted: bool = False
 
     @property
     def graded_students(self):
-        return sorted({job.student for job in self.jobs if not job.skipped} - set(self.skipped))
+        return sorted(self.finished)
 
 
 def job_problems(jobs):
@@ -99,6 +100,7 @@ def autograde(workspace, assignment, students=None, workers=2, limits=None, prog
             rows += [Problem(student, file, failure) for file, failure in
                      score.score_student(workspace, assignment, student, own)]
             result.problems += rows
+            result.finished.append(student)
             if not any(row.failure.kind.submissions_fault is False for row in rows):
                 # a grader error is not the submission's fault: resume runs it again
                 score.record(workspace, assignment, student, fingerprints[student],
@@ -141,7 +143,7 @@ PROBLEM_COLUMNS = ["student", "file", "kind", "reason"]
 def update_problems_table(path, result):
     """``reports/<assignment>-autograde-problems.csv`` across runs: the rows of every student graded
     in this run replace that student's earlier rows; other students' rows stay."""
-    graded = set(result.graded_students) | {p.student for p in result.problems}
+    graded = set(result.graded_students) | set(result.skipped)
     kept = []
     try:
         with open(path, newline="") as file:
