@@ -1,5 +1,6 @@
 """The student release is exactly what nbgrader makes from solutions/, and leaks nothing."""
 
+import html as html_lib
 import re
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def secret_lines():
         for cell in nbformat.read(path, as_version=4).cells:
             for _, body in REGION.findall(cell.source):
                 secrets |= {line.strip() for line in body.splitlines()
-                            if line.strip() and not line.strip().startswith("#")}
+                            if any(ch.isalnum() for ch in line) and not line.strip().startswith("#")}
     return secrets
 
 
@@ -121,8 +122,27 @@ def test_feedback_never_quotes_a_hidden_test_that_failed_with_an_ordinary_error(
     graded = nbformat.read(course.root / "autograded/student/quiz/quiz.ipynb", as_version=4)
     tracebacks = "\n".join("\n".join(o.traceback) for c in graded.cells for o in c.get("outputs", [])
                            if o.output_type == "error")
-    assert "NameError" in tracebacks and '== "B"' in tracebacks, "the autograded notebook quotes the key"
+    hidden = [line for line in secret_lines() if len(line) > 12 and ("misconceptions" in line or "key=" in line)]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", tracebacks)
+    assert "NameError" in plain and [line for line in hidden if line in plain], "the tracebacks quote the key"
     course.nbgrader("generate_feedback", "quiz", "--force")
-    html = (course.root / "feedback/student/quiz/quiz.html").read_text()
+    html = html_lib.unescape((course.root / "feedback/student/quiz/quiz.html").read_text())
     assert "NameError" in html, "the student still learns what failed"
-    assert '== "B"' not in html and "== &quot;B&quot;" not in html and "&#34;B&#34;" not in html
+    assert [line for line in hidden if line in html] == [] and 'key="B"' not in html
+
+
+def test_a_class_release_made_by_course_grader_contains_no_key(tmp_path):
+    """What an instructor hands out (`course-grader release`) holds no solution, hidden test or key."""
+    import subprocess
+
+    cli = str(Path(sys.executable).with_name("course-grader"))
+    for args in (["init", tmp_path / "ws"], ["release", "--workspace", tmp_path / "ws"]):
+        subprocess.run([cli, *map(str, args)], check=True, capture_output=True)
+    released = sorted((tmp_path / "ws" / "release").rglob("*.ipynb"))
+    assert len(released) == len(SOURCES)
+    secrets = secret_lines()
+    for path in released:
+        text = path.read_text()
+        assert "BEGIN HIDDEN TESTS" not in text and "misconceptions" not in text
+        sources = "\n".join(cell.source for cell in nbformat.reads(text, as_version=4).cells)
+        assert [line for line in secrets if line in sources] == [], path
