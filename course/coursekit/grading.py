@@ -217,7 +217,7 @@ def hidden_test(grade_id):
     if mode == "self-study":
         selfstudy.run_hidden_test(grade_id)
     elif mode == "class":
-        passed(f"This cell is {GRADED_LATER[:-1]}, with tests you do not see here.")
+        passed(f"This cell's tests are not shown here: {GRADED_LATER}")
 
 
 GRADED_LATER = "correctness is graded after the deadline."
