@@ -60,3 +60,43 @@ def test_ctrl_c_keeps_what_was_graded_and_says_how_to_resume(workspace):
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"skipped {graded} already graded" in resumed.stdout and f"graded {5 - graded} submissions" in resumed.stdout
+
+
+def test_every_command_has_help():
+    commands = ["init", "roster", "release", "collect", "autograde", "formgrader", "feedback", "export", "report"]
+    main = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=60)
+    assert main.returncode == 0 and all(command in main.stdout for command in commands)
+    for command in commands:
+        result = subprocess.run([CLI, command, "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "Usage:" in result.stdout and "--help" in result.stdout, command
+
+
+def test_without_bubblewrap_autograde_says_how_to_install_it(workspace, tmp_path):
+    """A PATH without bwrap (a machine where it is not installed)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {**os.environ, "PATH": str(bin_dir)}
+    result = subprocess.run([CLI, "autograde", "quiz", "--workspace", str(workspace)], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2
+    assert "bubblewrap" in result.stderr and "apt-get install bubblewrap" in result.stderr, result.stderr
+
+
+def test_resume_grades_again_after_a_changed_test_or_limit(workspace):
+    """--resume skips a student only if the submitted files, the tests and the limits are what they were."""
+    grade = lambda *extra: subprocess.run(  # noqa: E731
+        [CLI, "autograde", "quiz", "--student", "a-fast", "--resume", "--workspace", str(workspace), *extra],
+        capture_output=True, text=True, timeout=600)
+    first = grade()
+    assert first.returncode == 0, first.stderr
+    assert "skipped 1 already graded" in grade().stdout
+    changed_limit = grade("--cell-timeout", "30")
+    assert "graded 1 submissions" in changed_limit.stdout, "another cell limit must regrade"
+    from grader.workspace import Workspace
+
+    with Workspace(workspace).gradebook() as gradebook:  # an instructor fixes a test: the gradebook's source changes
+        cell = gradebook.find_source_cell("q1_points", "quiz", "quiz")
+        cell.source = cell.source + "\n# fixed"
+        gradebook.db.commit()
+    changed_test = grade("--cell-timeout", "30")
+    assert "graded 1 submissions" in changed_test.stdout, "a changed test must regrade"

@@ -294,3 +294,19 @@ def test_an_interrupted_local_run_resumes(graded):
     assert f"graded {len(SUBMISSIONS) - recorded} submissions" in output
     assert set(graded["local"]) == set(SUBMISSIONS)
 
+
+
+def test_a_worker_that_cannot_cap_notebooks_is_refused_before_the_batch(graded, tmp_path):
+    """The grader checks every worker (grader.distributed.check_worker) before sending any notebook: a worker
+    without usable cgroups (made here by pointing it at an empty cgroup root) stops the batch with the reason."""
+    cluster = DaskCluster(workers=1, threads=1, worker_env={"COURSE_GRADER_CGROUP_ROOT": str(tmp_path / "none")},
+                          dashboard=False)
+    try:
+        cluster.start()
+        result = grader("autograde", "quiz", *LIMITS, "--workspace", graded["workspaces"]["dask"], "--scheduler",
+                        cluster.address, check=False)
+    finally:
+        cluster.stop()
+        cluster.cleanup()
+    assert result.returncode == 2
+    assert "workers that cannot grade" in result.stderr and "no per-notebook caps" in result.stderr, result.stderr
