@@ -33,7 +33,7 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)
 EXPECTED_TENSORFLOW = "2.21"
 EXPECTED_KERAS_MAJOR = 3
 
-__all__ = ["QUIET_TENSORFLOW_ENV", "check_versions", "expect_error", "seed_everything"]
+__all__ = ["QUIET_TENSORFLOW_ENV", "check_versions", "expect_error", "seed_everything", "sharp_figures"]
 
 
 def check_versions():
@@ -53,6 +53,18 @@ def check_versions():
         f"This course needs Keras {EXPECTED_KERAS_MAJOR}, found {keras.__version__}."
     )
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def sharp_figures():
+    """Show the notebook's Matplotlib figures at twice the pixels of their size on screen.
+
+    IPython's inline backend then renders PNGs at 2x ("retina") and tells JupyterLab to display
+    them at half their pixel size: the same size on screen, sharp text on HiDPI screens. The
+    course's widgets do the same on their own (``coursekit.widgets``).
+    """
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("retina")
 
 
 def seed_everything(seed=42):
