@@ -52,6 +52,14 @@ def test_figure_image_is_rendered_at_twice_the_pixels_of_its_size_on_screen():
     assert PIXEL_RATIO == 2
 
 
+def test_every_figure_size_is_a_whole_number_of_css_pixels():
+    figure = new_figure(figsize=(11.4, 3.9))  # 820.8 x 280.8 px asked for
+    view = FigureImage(figure)
+    view.refresh()
+    assert Image.open(io.BytesIO(bytes(view.widget.value))).size == (2 * 821, 2 * 281)
+    assert (view.widget.width, view.widget.height) == ("821", "281")
+
+
 def test_figures_not_made_for_hidpi_are_refused():
     from matplotlib.figure import Figure
 

@@ -50,7 +50,7 @@ def hyperparameter_sliders(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilo
         "beta_2": widgets.FloatSlider(value=beta_2, min=0.9, max=0.9999, step=0.0001, readout_format=".4g",
                                       description="beta_2", **common),
         "epsilon": widgets.FloatLogSlider(value=epsilon, base=10, min=-10, max=0, step=LOG_STEPS["epsilon"],
-                                          readout_format=".2g", description="epsilon", **common),
+                                          readout_format=".3g", description="epsilon", **common),
     }
 
 

@@ -69,6 +69,8 @@ def new_figure(figsize):
     Jupyter's inline backend does not show it by itself at the end of a cell (the widget shows
     it), and nothing here changes pyplot's backend, so a lesson's ordinary plots keep working.
     """
+    # Whole CSS pixels, so that the PNG is exactly PIXEL_RATIO times the size on screen.
+    figsize = tuple(round(inches * DISPLAY_DPI) / DISPLAY_DPI for inches in figsize)
     figure = Figure(figsize=figsize, dpi=DISPLAY_DPI * PIXEL_RATIO)
     FigureCanvasAgg(figure)
     return figure
