@@ -133,3 +133,12 @@ def test_every_lesson_and_the_readme_link_the_cheat_sheet():
         assert "(cheat-sheet.md)" in markdown_of(path), path
     assert "(course/cheat-sheet.md)" in (ROOT / "README.md").read_text()
     assert Path(ROOT / "course" / "cheat-sheet.md").exists()
+
+
+def test_the_readme_states_the_reading_times_and_how_they_are_estimated():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    low, high = map(int, re.search(r"main path is about (\d+) to (\d+) minutes of reading", text).groups())
+    estimates = [pages.estimates(nbformat.read(path, as_version=4))[0] for path in LESSONS]
+    assert (low, high) == (min(estimates), max(estimates))
+    words, lines = map(int, re.search(r"at (\d+) words and (\d+) lines of code a minute", text).groups())
+    assert (words, lines) == (pages.WORDS_PER_MINUTE, 60 // pages.SECONDS_PER_CODE_LINE)
