@@ -87,7 +87,7 @@ class TrajectoryExplorer(LiveFigure):
         }
         for name in self.names:
             controls[name] = widgets.Checkbox(value=name in shown, description=name, indent=False,
-                                              layout=widgets.Layout(width="140px"))
+                                              layout=widgets.Layout(width="max-content", margin="0 16px 0 0"))
         self._build_figure()
         self._surface_key = None
         self._connect(controls, FigureImage(self.figure, self._dynamic_artists))

@@ -135,6 +135,9 @@ def check_widget_layout(page, box):
         })"""):
         assert control["overflow"] <= 1, f"a control sticks out of the output area at 1280 px: {control}"
         assert control["height"] < 40 and control["spread"] < 10, f"a control wraps at 1280 px: {control}"
+    cut = box.locator(".widget-label, .widget-checkbox label, .widget-readout, .widget-radio-box label").evaluate_all(
+        "labels => labels.filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.textContent)")
+    assert cut == [], f"labels cut off at 1280 px: {cut}"
 
 
 def check_slider_redraws(view, name, latencies):
