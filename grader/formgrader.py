@@ -23,30 +23,21 @@ autograde`` (the workspace's config loads the course's, which replaces nbgrader'
 ``grader.preprocessors.SandboxedExecute``).
 """
 
-import json
 import os
 import sys
 from pathlib import Path
 
-ENABLED_PANELS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:menu")
-DISABLED_PANELS = ("@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list")
-SERVER_EXTENSIONS = {
-    "nbgrader.server_extensions.formgrader": True,
-    "nbgrader.server_extensions.validate_assignment": True,
-    "nbgrader.server_extensions.assignment_list": False,
-    "nbgrader.server_extensions.course_list": False,
-}
+from coursekit.install import enable_instructor_panels, instructor_environment
+
 CONFIG_FOLDER = "formgrader"
 
 
 def write_config(workspace):
-    """The Jupyter config folder of the workspace's Formgrader server (rewritten each time: ours, not edited)."""
+    """The Jupyter config folder of the workspace's Formgrader server: the instructor panels on, the
+    exchange panels off (``coursekit.install``, which also turns them off for students)."""
     folder = workspace.root / CONFIG_FOLDER
-    (folder / "labconfig").mkdir(parents=True, exist_ok=True)
-    disabled = {**{ext: False for ext in ENABLED_PANELS}, **{ext: True for ext in DISABLED_PANELS}}
-    (folder / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": disabled}, indent=1) + "\n")
-    (folder / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": SERVER_EXTENSIONS}}, indent=1) + "\n")
+    folder.mkdir(exist_ok=True)
+    enable_instructor_panels(folder, exchange=False)
     return folder
 
 
@@ -57,9 +48,7 @@ def command(workspace, ip="127.0.0.1", port=8888, extra=()):
             f"--ServerApp.port={port}", f"--ServerApp.root_dir={workspace.root}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.append("--allow-root")  # Jupyter refuses root unless told
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder),
-           "JUPYTER_CONFIG_PATH": os.pathsep.join([str(folder)] + [p for p in
-                                                  os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p])}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder), **instructor_environment(folder)}
     # nbgrader's apps (and Jupyter's kernels) come from this environment even when it is not activated.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return argv + list(extra), env

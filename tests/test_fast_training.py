@@ -181,3 +181,25 @@ def test_trajectory_runner_traces_once_per_surface():
     runner.run("saddle", steps=5)
     assert runner.traces == 2
     assert len({tuple(np.round(end, 6)) for end in ends}) == 4
+
+
+def test_trajectory_runner_settings_not_given_are_kerass_defaults():
+    """Lesson 2's printed experiments pass only some settings: the others must not be the last run's."""
+    runner = TrajectoryRunner()
+    assert runner.run("bowl", steps=3, epsilon=1.0).settings["epsilon"] == 1.0
+    default = runner.run("bowl", steps=3)
+    adam = Adam().get_config()
+    assert default.settings == {**{name: pytest.approx(adam[name]) for name in ("learning_rate", "beta_1", "beta_2",
+                                                                              "epsilon")}, "steps": 3}
+    np.testing.assert_array_equal(default.paths["Adam"], TrajectoryRunner().run("bowl", steps=3).paths["Adam"])
+
+
+def test_xla_compiled_trainer_matches_fit_to_float32_rounding(moons):
+    """Lesson 2, Going further C: the widget's trainer (jit_compile=True) agrees with fit within 1e-5."""
+    X, y = moons
+    model = seeded_model()
+    trainer = FastTrainer(model, X, y, epochs=50, batch_size=32, jit_compile=True)
+    logs = trainer.train(**SETTINGS)
+    weights, fit_logs = fit_reference(trainer.initial_weights, X, y, trainer.orders, 32, **SETTINGS)
+    assert max_difference(model.get_weights(), weights) < 1e-5
+    assert max_difference([logs["loss"]], [fit_logs["loss"]]) < 1e-5

@@ -164,3 +164,44 @@ def test_training_is_reproducible_with_the_same_seed(moons):
         return model.get_weights()
 
     assert all(np.array_equal(a, b) for a, b in zip(train(), train()))
+
+
+def test_accuracy_string_is_chosen_from_the_output_shape_not_from_the_loss():
+    """Lesson 1 § 6: one output unit gives BinaryAccuracy, whatever the loss (here squared error)."""
+    model = fresh_seed_model()
+    model.compile(optimizer="adam", loss="mean_squared_error", metrics=["accuracy"])
+    model.evaluate(np.zeros((4, 2)), np.array([0.0, 1.0, 1.0, 0.0]), verbose=0)
+    assert type(model.metrics[-1].metrics[0]) is BinaryAccuracy
+
+
+def test_lesson_says_accuracy_follows_the_shapes(lesson):
+    text = " ".join(" ".join(cell.source for cell in lesson.notebook.cells if cell.cell_type == "markdown").split())
+    assert "picks the kind of accuracy from the **shapes** of the labels and of the model's output" in text
+    assert "it does not look at the loss" in text
+    assert "from the loss and the output shape" not in text
+
+
+def test_a_fifty_fifty_guess_costs_ln_2_nats():
+    """Lesson 1 § 5: cross-entropy uses the natural logarithm; a 50/50 guess costs ln 2 ≈ 0.693 nats."""
+    loss = float(BinaryCrossentropy()(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]])))
+    assert loss == pytest.approx(np.log(2), rel=1e-6) and round(np.log(2), 3) == 0.693
+    assert float(BinaryCrossentropy()(np.array([[1.0]]), np.array([[1.0]]))) == pytest.approx(0, abs=1e-6)
+
+
+def test_nats_are_explained_before_the_first_loss_plot(lesson):
+    cells = lesson.notebook.cells
+    plot = lesson.code_cell("plot_learning_curves(history")
+    explained = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown"
+                 and "measured in **nats**" in cell.source and "natural* logarithm" in cell.source]
+    assert explained and explained[0] < plot
+
+
+def test_the_other_compile_config_keys_are_arguments_of_compile():
+    import inspect
+
+    import keras
+
+    parameters = inspect.signature(keras.Model.compile).parameters
+    config = build_seed_model().get_compile_config()
+    for key in set(config) - {"optimizer", "loss", "metrics"}:
+        assert key in parameters, key

@@ -13,9 +13,9 @@ from tensorflow.keras.optimizers import SGD, Adam, RMSprop
 from coursekit.fast_training import FastTrainer
 from coursekit.data import make_moons
 from coursekit.models import build_seed_model
-from coursekit.optimizer_widgets import RetrainingExplorer, TrajectoryExplorer, retraining_widget
-from coursekit.optimizers import SURFACES, apply_rule, keras_updates
-from support.notebooks import ROOT
+from coursekit.optimizer_widgets import LOG_STEPS, SNAP_NOTE, RetrainingExplorer, TrajectoryExplorer
+from coursekit.optimizers import SURFACES, TrajectoryRunner, apply_rule, keras_updates
+from support.notebooks import ROOT, widget_states
 
 LESSON = ROOT / "course" / "02-optimizers.ipynb"
 AGREEMENT = 1e-6  # hand-written NumPy rules vs Keras, on weights of size ~1
@@ -136,7 +136,7 @@ def test_rmsprops_first_step_is_learning_rate_over_sqrt_one_minus_rho(lesson):
 
 
 def test_sgd_steps_are_proportional_to_the_gradients(lesson):
-    text = lesson.text_of(lesson.code_cell("sgd_first_step = "))
+    text = lesson.text_of(lesson.code_cell("from tensorflow.keras.optimizers import SGD, RMSprop"))
     sizes = np.array(re.findall(r"gradient sizes at step 1: \[([^\]]+)\]", text)[0].split(), dtype=float)
     steps = np.array(re.findall(r"SGD first step per weight: \[([^\]]+)\]", text)[0].split(), dtype=float)
     np.testing.assert_allclose(steps, 0.01 * sizes, rtol=0.01)
@@ -207,7 +207,7 @@ def test_navigation_and_structure(lesson):
 
 
 def test_first_steps_on_the_bowl_follow_the_rules(lesson):
-    text = lesson.text_of(lesson.code_cell("bowl = explorer.update("))
+    text = lesson.text_of(lesson.code_cell("from coursekit.optimizers import TrajectoryRunner"))
     first = {name.strip(): float(value) for name, value in re.findall(r"^(.+?)\s+first step (\S+)", text, re.M)}
     surface = SURFACES["bowl"]
     x, y = surface.start
@@ -221,7 +221,7 @@ def test_first_steps_on_the_bowl_follow_the_rules(lesson):
 
 
 def test_on_rosenbrock_sgd_diverges_where_adam_does_not(lesson):
-    text = lesson.text_of(lesson.code_cell("banana = explorer.update("))
+    text = lesson.text_of(lesson.code_cell("banana = runner.run("))
     lines = {line.split("first step")[0].strip(): line for line in text.splitlines() if "first step" in line}
     assert "diverged" in lines["SGD"] and "diverged" in lines["SGD + momentum"]
     assert "diverged" not in lines["Adam"] and "diverged" not in lines["RMSprop"]
@@ -232,7 +232,7 @@ def test_on_rosenbrock_sgd_diverges_where_adam_does_not(lesson):
 
 
 def test_fast_trainer_matches_fit_in_the_lesson(lesson):
-    text = lesson.text_of(lesson.code_cell("from coursekit.fast_training import FastTrainer"))
+    text = lesson.text_of(lesson.code_cell("coursekit.seed_everything(42)\nmodel = build_seed_model()\ntrainer ="))
     values = [float(v) for v in re.findall(r"fit: (\S+)|losses: (\S+)", text) for v in v if v]
     assert values == [0.0, 0.0], "the lesson says 'identical, to the last bit'"
     timing = lesson.text_of(lesson.code_cell("import time"))
@@ -241,7 +241,7 @@ def test_fast_trainer_matches_fit_in_the_lesson(lesson):
 
 
 def test_learning_rate_table_in_the_lesson(lesson):
-    text = lesson.text_of(lesson.code_cell("for learning_rate in (0.0001, 0.001, 0.01, 0.1):"))
+    text = lesson.text_of(lesson.code_cell("from coursekit.fast_training import FastTrainer"))
     rows = {float(lr): (float(first), float(last), float(acc)) for lr, first, last, acc in re.findall(
         r"learning_rate=(\S+)\s+loss after epoch 1: (\S+) · after epoch 50: (\S+) · accuracy (\S+)", text)}
     assert set(rows) == {0.0001, 0.001, 0.01, 0.1}
@@ -284,7 +284,7 @@ def test_larger_learning_rate_moves_every_first_step_further(explorer):
     large = first_step_lengths(explorer.plotted_paths())
     for name in explorer.names:
         assert large[name] == pytest.approx(10 * small[name], rel=1e-3), name
-    assert "learning_rate=0.01," in explorer.suptitle.get_text()
+    assert "learning_rate=0.01," in explorer.readout.value and "learning_rate=0.01," in explorer.view.widget.tooltip
 
 
 def test_plotted_paths_are_the_computed_ones_and_follow_the_steps_slider(explorer):
@@ -329,7 +329,7 @@ def test_moving_a_slider_redraws_with_the_sliders_values(explorer):
     assert bytes(explorer.view.widget.value) != png
     assert explorer.shown_request == explorer.current()
     assert first_step_lengths(explorer.plotted_paths())["Adam"] == pytest.approx(0.005 * math.sqrt(2), rel=1e-3)
-    assert explorer.trajectory_runner.traces <= 2  # bowl and saddle only: sliders never retrace
+    assert explorer.trajectory_runner.traces == 3  # one per surface, all at construction: sliders never retrace
 
 
 def test_trajectory_sliders_are_real_ipywidgets(explorer):
@@ -343,7 +343,7 @@ def test_trajectory_sliders_are_real_ipywidgets(explorer):
 
 @pytest.fixture(scope="module")
 def retrainer():
-    return retraining_widget().explorer
+    return RetrainingExplorer()
 
 
 def test_retraining_redraws_curves_for_the_new_learning_rate(retrainer):
@@ -354,7 +354,7 @@ def test_retraining_redraws_curves_for_the_new_learning_rate(retrainer):
     np.testing.assert_array_equal(fast_curve, fast["history"]["loss"])
     assert fast_curve[-1] < slow_curve[-1] - 0.1
     assert len(fast_curve) == 50
-    assert "learning_rate=0.05," in retrainer.suptitle.get_text()
+    assert "learning_rate=0.05," in retrainer.readout.value
     assert not np.array_equal(fast["probabilities"], slow["probabilities"])
     np.testing.assert_array_equal(retrainer.probability_image.get_array(), fast["probabilities"])
 
@@ -365,16 +365,20 @@ def test_retraining_never_retraces(retrainer):
     assert retrainer.trainer.traces == 1
 
 
-def test_dragging_skips_stale_retrains_and_shows_the_sliders_values(retrainer):
+def test_dragging_skips_stale_retrains_and_ends_with_the_sliders_values(retrainer):
     retrainer.update(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     completed = retrainer.runner.completed
+    shown = []
+    retrainer.view.widget.observe(lambda change: shown.append(retrainer.readout.value), names="value")
     slider = retrainer.controls["learning_rate"]
     for value in np.logspace(-3, -1, 12):  # a fast drag: 12 changes without waiting
         slider.value = float(value)
     retrainer.runner.wait()
-    shown = retrainer.result["settings"]
-    assert shown == retrainer.current() and shown["learning_rate"] == pytest.approx(0.1)
+    final = retrainer.result["settings"]
+    assert final == retrainer.current() and final["learning_rate"] == pytest.approx(0.1)
     assert retrainer.runner.completed - completed < 12, "stale requests must be skipped, not queued"
+    # every image shown during the drag names the settings it was trained with
+    assert all(text.startswith("Adam(learning_rate=") for text in shown) and "learning_rate=0.1," in shown[-1]
     expected = retrainer.trainer.train(**retrainer.current())["loss"]
     np.testing.assert_array_equal(retrainer.plotted_curves()["loss"], expected)
 
@@ -385,7 +389,7 @@ def test_retraining_widget_is_made_of_ipywidgets(retrainer):
     assert isinstance(retrainer.controls["epsilon"], widgets.FloatLogSlider)
     assert retrainer.controls["learning_rate"].readout_format == ".3g"
     assert retrainer.view.widget in retrainer.widget.children
-    assert "retrained 50 epochs × 13 batches" in retrainer.status.value
+    assert "retrained 50 epochs × 13 batches" in retrainer.readout.value
 
 
 def test_the_retrainer_uses_the_seed_model():
@@ -401,4 +405,85 @@ def test_sgd_diverges_on_the_bowl_above_two_over_the_curvature(explorer):
     stable = explorer.update(surface="bowl", steps=100, learning_rate=0.07, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     unstable = explorer.update(learning_rate=0.09)
     assert not stable.diverged("SGD") and unstable.diverged("SGD")
-    assert "SGD: diverged" in [text.get_text() for text in explorer.gap_legend.get_texts()]
+    assert "<b>SGD</b> diverged" in explorer.readout.value and "SGD diverged" in explorer.view.widget.tooltip
+
+
+# ---------------------------------------------------------------- what the text says about the widgets
+
+
+def controls_after_run_all(lesson, first_line):
+    """{description: value} of the sliders, drop-downs and check boxes a cell displayed, after Run All."""
+    controls = {}
+    for model, state in widget_states(lesson, first_line):
+        if model == "DropdownModel":
+            controls[state["description"]] = state["_options_labels"][state["index"]]
+        elif "description" in state and "value" in state and model != "HTMLModel":
+            controls[state["description"]] = state["value"]
+    return controls
+
+
+def test_after_run_all_the_explorer_shows_what_its_try_it_describes(lesson):
+    """'The explorer starts on the bowl, with 100 steps at learning_rate=0.01 and Keras's defaults for the rest.'"""
+    controls = controls_after_run_all(lesson, "from coursekit.optimizer_widgets import TrajectoryExplorer")
+    assert controls["surface"] == SURFACES["bowl"].title
+    assert controls["steps"] == 100 and controls["learning_rate"] == pytest.approx(0.01)
+    defaults = Adam().get_config()
+    for name in ("beta_1", "beta_2", "epsilon"):
+        assert controls[name] == pytest.approx(defaults[name]), name
+    assert all(controls[name] is True for name in ("SGD", "SGD + momentum", "RMSprop", "Adam"))
+
+
+def test_after_run_all_the_retrainer_shows_kerass_defaults(lesson):
+    """'The widget starts at Keras's defaults' — what Try it 1 asks about."""
+    controls = controls_after_run_all(lesson, "from coursekit.optimizer_widgets import RetrainingExplorer")
+    defaults = Adam().get_config()
+    for name in ("learning_rate", "beta_1", "beta_2", "epsilon"):
+        assert controls[name] == pytest.approx(defaults[name]), name
+
+
+def test_adams_steps_are_capped_at_learning_rate_times_m_hat_over_epsilon():
+    """Lesson 2 § 6: the denominator is never below epsilon, so |step| <= learning_rate * |m_hat| / epsilon."""
+    w0, grads = gradients(seed=6, steps=30, scales=(0.01, 1.0, 30.0))
+    for epsilon in (1.0, 0.1):
+        path = keras_updates(Adam(learning_rate=0.01, epsilon=epsilon), w0, grads)
+        m = np.zeros(3)
+        for t, (g, step) in enumerate(zip(grads, np.abs(np.diff(path, axis=0))), start=1):
+            m = 0.9 * m + 0.1 * g
+            assert np.all(step <= 0.01 * np.abs(m / (1 - 0.9**t)) / epsilon * (1 + 1e-5)), (epsilon, t)
+
+
+def test_with_epsilon_1_adam_ends_further_from_the_bowls_minimum_than_sgd(lesson):
+    text = lesson.text_of(lesson.code_cell("capped = runner.run('bowl'"))
+    gaps = {name: float(gap) for name, gap in re.findall(r"epsilon=1 · (\w+)\s+first step \S+ · f − f\* after 100 steps (\S+)", text)}
+    assert gaps["Adam"] > 3 * gaps["SGD"]
+    assert SURFACES["bowl"].start[1] * 25 == pytest.approx(15), "the gradient's y component starts at 15"
+    # Keras's denominator at step 1 is |g| + epsilon / sqrt(1 - beta_2): 31.6 for epsilon = 1
+    g = np.array([SURFACES["bowl"].start[0], 25 * SURFACES["bowl"].start[1]])
+    first_step = 0.01 * np.abs(g) / (np.abs(g) + 1.0 / math.sqrt(1 - 0.999))
+    result = TrajectoryRunner().run("bowl", steps=1, learning_rate=0.01, epsilon=1.0)
+    assert result.first_step_length("Adam") == pytest.approx(float(np.linalg.norm(first_step)), rel=1e-3)
+
+
+def test_kerass_epsilon_is_31_6_times_larger_at_step_1_and_3_2_times_at_step_100():
+    assert round(1 / math.sqrt(1 - 0.999), 1) == 31.6
+    assert round(1 / math.sqrt(1 - 0.999**100), 1) == 3.2
+
+
+def test_the_printed_learning_rates_are_what_the_widget_trains(lesson, retrainer):
+    text = lesson.text_of(lesson.code_cell("from coursekit.fast_training import FastTrainer"))
+    rows = re.findall(r"learning_rate=(\S+)\s+loss after epoch 1: (\S+) · after epoch 50: (\S+) · accuracy (\S+)", text)
+    assert len(rows) == 4
+    for learning_rate, first, last, accuracy in rows:
+        history = retrainer.update(learning_rate=float(learning_rate), beta_1=0.9, beta_2=0.999, epsilon=1e-7)["history"]
+        assert float(first) == pytest.approx(history["loss"][0], abs=0.0015)
+        assert float(last) == pytest.approx(history["loss"][-1], abs=0.0015)
+        assert float(accuracy) == pytest.approx(history["accuracy"][-1], abs=0.0015)
+
+
+def test_the_snapping_note_names_the_sliders_real_steps():
+    assert "×1.12" in SNAP_NOTE and "×1.26" in SNAP_NOTE
+    assert round(10 ** LOG_STEPS["learning_rate"], 2) == 1.12 and round(10 ** LOG_STEPS["epsilon"], 2) == 1.26
+    from coursekit.optimizer_widgets import hyperparameter_sliders
+
+    controls = hyperparameter_sliders()
+    assert controls["learning_rate"].step == LOG_STEPS["learning_rate"] and controls["epsilon"].step == LOG_STEPS["epsilon"]

@@ -133,17 +133,36 @@ def test_metric_table_strings_resolve_to_the_named_classes():
         assert type(built).__name__ == row.keras_class
 
 
+MULTI_HOT = np.eye(3)[[0, 1, 2, 0]] + np.eye(3)[[1, 2, 0, 2]]
+
+
 @pytest.mark.parametrize("loss, units, activation, labels, expected", [
     ("binary_crossentropy", 1, "sigmoid", np.array([0.0, 1.0, 1.0, 0.0]), BinaryAccuracy),
+    ("mean_squared_error", 1, "sigmoid", np.array([0.0, 1.0, 1.0, 0.0]), BinaryAccuracy),
     ("categorical_crossentropy", 3, "softmax", np.eye(3)[[0, 1, 2, 0]], CategoricalAccuracy),
     ("sparse_categorical_crossentropy", 3, "softmax", np.array([0, 1, 2, 0]), SparseCategoricalAccuracy),
+    ("sparse_categorical_crossentropy", 3, "softmax", np.array([[0], [1], [2], [0]]), SparseCategoricalAccuracy),
+    ("binary_crossentropy", 3, "sigmoid", MULTI_HOT, CategoricalAccuracy),
+    ("mean_squared_error", 3, "softmax", np.eye(3)[[0, 1, 2, 0]], CategoricalAccuracy),
 ])
-def test_accuracy_string_resolves_by_loss(loss, units, activation, labels, expected):
+def test_accuracy_string_resolves_from_the_shapes_never_from_the_loss(loss, units, activation, labels, expected):
     model = Sequential([Input(shape=(2,)), Dense(units), Activation(activation)])
     model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     model.evaluate(np.zeros((4, 2)), labels, verbose=0)
     assert type(model.metrics[-1].metrics[0]) is expected
     assert expected.__name__ in M.METRIC_TABLE[0].keras_class
+
+
+def test_lesson_shows_the_accuracy_string_by_shape(lesson):
+    text = lesson.text_of(lesson.code_cell("from tensorflow.keras.models import Sequential"))
+    resolved = dict(re.findall(r"^(.+?)\s{2,}\w+\s+'accuracy' -> (\w+)$", text, re.M))
+    assert resolved == {"1 sigmoid, labels 0/1": "BinaryAccuracy", "1 sigmoid, labels 0/1 (MSE)": "BinaryAccuracy",
+                        "3 softmax, one-hot labels": "CategoricalAccuracy",
+                        "3 softmax, integer labels": "SparseCategoricalAccuracy",
+                        "3 sigmoids, multi-hot labels": "CategoricalAccuracy"}
+    markdown = " ".join(" ".join(c.source for c in lesson.notebook.cells if c.cell_type == "markdown").split())
+    assert "from the **shapes** of the labels and of the model's output, not from the loss" in markdown
+    assert "from the loss and the output shape" not in markdown
 
 
 def test_keras_defaults_the_table_states():
@@ -225,7 +244,7 @@ def test_lesson_gradient_demo(lesson):
     assert "None" not in lines["loss"] and any(float(v) > 0 for v in re.findall(r"[\d.]+", lines["loss"]))
     assert lines["accuracy"].strip() == "[None, None, None, None]"
     assert lines["accuracy via sign"].strip() == "[0.0, 0.0, 0.0, 0.0]"
-    steps = lesson.text_of(lesson.code_cell("biases = np.linspace(-4, 4, 161)"))
+    steps = lesson.text_of(lesson.code_cell("from coursekit.plots import plot_loss_and_accuracy_along_bias"))
     assert int(steps.splitlines()[0].split(": ")[1]) < 161 / 4
 
 
@@ -271,17 +290,20 @@ def test_lesson_threshold_table_recall_rises_as_threshold_falls(lesson):
 
 
 def test_lesson_custom_metrics_appear_in_history_and_evaluate(lesson):
-    keys = eval(lesson.text_of(lesson.code_cell("coursekit.seed_everything(42)\nwatched")))
-    for name in ("loss", "accuracy", "recall", "predicted_positive_rate", "f1"):
+    keys = eval(lesson.text_of(lesson.code_cell("def predicted_positive_rate(")))
+    for name in ("loss", "accuracy", "recall", "predicted_positive_rate"):
         assert name in keys and f"val_{name}" in keys
     text = lesson.text_of(lesson.code_cell("evaluated = watched.evaluate("))
     evaluated = eval(text.splitlines()[0])
-    assert f"F1 by NumPy on the same predictions: {evaluated['f1']}" in text
-    assert f"positive rate by NumPy:             {evaluated['predicted_positive_rate']}" in text
-    batches = lesson.text_of(lesson.code_cell("batch_f1s = "))
-    whole, averaged = map(float, re.search(r"whole test set: ([\d.]+) · mean of \d+ per-batch F1s: ([\d.]+)",
-                                           batches).groups())
-    assert whole == evaluated["f1"] and abs(whole - averaged) > 0.01
+    assert f"positive rate by NumPy: {evaluated['predicted_positive_rate']}" in text
+
+
+def test_lesson_stateful_f1_is_f1_of_the_whole_set_not_the_mean_of_batches(lesson):
+    text = lesson.text_of(lesson.code_cell("coursekit.seed_everything(42)\ncounted"))
+    keras_f1, numpy_f1, averaged = map(float, re.search(
+        r"BinaryF1 in evaluate: ([\d.]+) · F1 by NumPy on the same predictions: ([\d.]+) · mean of \d+ per-batch "
+        r"F1s: ([\d.]+)", text).groups())
+    assert keras_f1 == numpy_f1 and abs(keras_f1 - averaged) > 0.01
 
 
 # --- the threshold widget, headless --------------------------------------------------------------
@@ -289,11 +311,12 @@ def test_lesson_custom_metrics_appear_in_history_and_evaluate(lesson):
 def test_threshold_widget_matches_numpy_and_a_higher_threshold_lowers_recall():
     y, scores = random_binary(3, n=300)
     widget = ThresholdWidget(y, scores, threshold=0.5)
-    before = bytes(widget.plot.widget.value)
+    before = bytes(widget.view.widget.value)
     results = {}
     for threshold in (0.2, 0.5, 0.8):
-        widget.slider.value = threshold  # the observer updates and re-renders
-        result = results[threshold] = widget.update(threshold)
+        widget.slider.value = threshold  # the observer hands the value to the update thread
+        widget.runner.wait()
+        result = results[threshold] = widget.result
         np.testing.assert_array_equal(result["confusion_matrix"], M.confusion_matrix(y, scores, threshold))
         texts = [[t.get_text().split("\n")[1] for t in row] for row in widget.cell_texts]
         assert np.array_equal(np.array(texts, dtype=int), result["confusion_matrix"])
@@ -302,15 +325,17 @@ def test_threshold_widget_matches_numpy_and_a_higher_threshold_lowers_recall():
         assert widget.recall_marker.get_data()[1][0] == pytest.approx(result["recall"])
         assert list(widget.hist_line.get_xdata()) == [threshold, threshold]
         assert f"recall {result['recall']:.3f}" in widget.readout.value
+        (tn, fp), (fn, tp) = result["confusion_matrix"]
+        assert f"TN {tn}, FP {fp}, FN {fn}, TP {tp}" in widget.view.widget.tooltip
     assert results[0.2]["recall"] > results[0.5]["recall"] > results[0.8]["recall"]
-    assert bytes(widget.plot.widget.value) != before
-    widget.plot.close()
+    assert widget.update(threshold=0.3)["threshold"] == 0.3 and widget.slider.value == 0.3
+    assert bytes(widget.view.widget.value) != before
+    widget.view.close()
 
 
 def test_lesson_structure(lesson):
     first = lesson.notebook.cells[0].source
     assert first.startswith("# Lesson 4")
-    assert "*Lesson 4 of 4 · previous: [Lesson 3 — Losses](03-losses.ipynb)*" in first
     markdown = "\n".join(cell.source for cell in lesson.notebook.cells if cell.cell_type == "markdown")
     assert "## Key terms" in markdown and "## Check your understanding" in markdown
     assert "(../exercises/README.md)" in markdown

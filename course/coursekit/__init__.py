@@ -26,21 +26,34 @@ QUIET_TENSORFLOW_ENV = {
 for _name, _value in QUIET_TENSORFLOW_ENV.items():
     os.environ.setdefault(_name, _value)
 
-# TensorFlow's Python logger writes notices such as "... triggered tf.function retracing" to
-# stderr when lessons train several models in a row; they say nothing about the lesson.
+# TensorFlow's Python logger writes notices such as "... triggered tf.function retracing" when
+# lessons train several models in a row; they say nothing about the lesson.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _quiet_tensorflow_logger():
+    """Keep TensorFlow's Python logger at ERROR once TensorFlow has configured it.
+
+    TensorFlow configures that logger the first time it logs, and in an interactive shell such as
+    a Jupyter kernel it then sets the level to INFO (and writes to stdout), undoing the line above.
+    ``tf.get_logger()`` makes it configure itself now, so that the level set afterwards stays.
+    """
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
 
 EXPECTED_TENSORFLOW = "2.21"
 EXPECTED_KERAS_MAJOR = 3
 
-__all__ = ["QUIET_TENSORFLOW_ENV", "check_versions", "expect_error", "seed_everything"]
+__all__ = ["QUIET_TENSORFLOW_ENV", "check_versions", "expect_error", "seed_everything", "sharp_figures"]
 
 
 def check_versions():
     """Assert the versions the lessons were written and tested against; return them.
 
     The course's claims about defaults, configs and error messages are checked against
-    TensorFlow 2.21 with Keras 3; another version may print other numbers.
+    TensorFlow 2.21 with Keras 3; another version may print other numbers. Every lesson calls it
+    first, so it also keeps TensorFlow's Python logger quiet (``_quiet_tensorflow_logger``).
     """
     import keras
     import tensorflow as tf
@@ -52,7 +65,20 @@ def check_versions():
     assert int(keras.__version__.split(".")[0]) == EXPECTED_KERAS_MAJOR, (
         f"This course needs Keras {EXPECTED_KERAS_MAJOR}, found {keras.__version__}."
     )
+    _quiet_tensorflow_logger()
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def sharp_figures():
+    """Show the notebook's Matplotlib figures at twice the pixels of their size on screen.
+
+    IPython's inline backend then renders PNGs at 2x ("retina") and tells JupyterLab to display
+    them at half their pixel size: the same size on screen, sharp text on HiDPI screens. The
+    course's widgets do the same on their own (``coursekit.widgets``).
+    """
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("retina")
 
 
 def seed_everything(seed=42):
@@ -65,6 +91,7 @@ def seed_everything(seed=42):
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+    _quiet_tensorflow_logger()
 
 
 @contextmanager

@@ -18,6 +18,8 @@ Before each run the weights go back to the saved initial weights and the optimiz
 counter and slots (Adam's moment estimates) back to zero, so each run equals a fresh ``fit``.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -61,7 +63,9 @@ class FastTrainer:
         model.train_step((self.X[: self.batch_size], self.y[: self.batch_size]))
         self.metric_names = list(model.get_metrics_result().keys())
         self.traces = 0
-        self._train_graph = tf.function(self._all_epochs, jit_compile=jit_compile,
+        # functools.partial gives each trainer its own key in TensorFlow's count of tracings per
+        # function (a bound method shares its code object with every other trainer's).
+        self._train_graph = tf.function(functools.partial(FastTrainer._all_epochs, self), jit_compile=jit_compile,
                                         input_signature=[tf.TensorSpec([self.epochs, self.n_samples], tf.int32)])
         self.reset()
 

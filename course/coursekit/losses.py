@@ -137,6 +137,11 @@ class LossRow:
     loss_name: str              # the function keras.losses.get(loss_name) returns
     why: str
     dataset: str                # the generated data set a test trains this row on
+    output_layer: str           # the output layer as code (K = number of classes or tags)
+    metrics: str                # what to pass as compile(metrics=...) for this task, as code
+    accuracy_becomes: str       # the metric class compile makes of metrics=['accuracy'] for this row
+    accuracy_fits: bool         # whether that is the accuracy this task means
+    accuracy_note: str          # what that metric counts here
     loss_options: dict = field(default_factory=dict)  # constructor arguments when `loss` is an object
 
     def make_loss(self):
@@ -161,40 +166,48 @@ LOSS_TABLE = [
             "binary_crossentropy",
             "the sigmoid turns the output into a probability in (0, 1); the loss is −log of the "
             "probability given to the true class, huge for a confident mistake",
-            "moons"),
+            "moons", "Dense(1, activation='sigmoid')", "['accuracy']", "BinaryAccuracy", True,
+            "the share of examples on the right side of p = 0.5"),
     LossRow("binary classification, raw scores (logits)", "0 or 1", "1", "linear",
             "BinaryCrossentropy(from_logits=True)", "binary_crossentropy",
             "the same loss computed from the score z before the sigmoid: exact and never saturates; "
             "apply a sigmoid to the predictions to read probabilities",
-            "moons", {"from_logits": True}),
+            "moons", "Dense(1)", "[BinaryAccuracy(threshold=0.0)]", "BinaryAccuracy", False,
+            "threshold 0.5 on the logit z: class 1 only when p > 0.62, not p > 0.5",
+            {"from_logits": True}),
     LossRow("multi-class, one-hot labels", "[0, 1, 0]", "K (one per class)", "softmax",
             "'categorical_crossentropy'", "categorical_crossentropy",
             "softmax gives K probabilities that sum to 1; the loss is −log of the true class's probability",
-            "blobs_one_hot"),
+            "blobs_one_hot", "Dense(K, activation='softmax')", "['accuracy']", "CategoricalAccuracy", True,
+            "the share of examples whose most probable class is the true one"),
     LossRow("multi-class, integer labels", "1 (the class index)", "K (one per class)", "softmax",
             "'sparse_categorical_crossentropy'", "sparse_categorical_crossentropy",
             "the same loss read from the class index: no one-hot conversion needed",
-            "blobs"),
+            "blobs", "Dense(K, activation='softmax')", "['accuracy']", "SparseCategoricalAccuracy", True,
+            "the share of examples whose most probable class is the true one"),
     LossRow("multi-label (several tags can be true)", "[1, 0, 1]", "K (one per tag)", "sigmoid",
             "'binary_crossentropy'", "binary_crossentropy",
             "each tag is its own yes/no question with its own probability; a softmax would make the "
             "tags compete",
-            "multilabel"),
+            "multilabel", "Dense(K, activation='sigmoid')", "[BinaryAccuracy()]", "CategoricalAccuracy", False,
+            "argmax: right only if the most probable tag is the first true tag; other tags ignored"),
     LossRow("regression", "a real number", "1", "linear", "'mean_squared_error'", "mean_squared_error",
             "the output must be free to take any value; squaring punishes large errors most "
             "(the best constant prediction is the mean)",
-            "regression"),
+            "regression", "Dense(1)", "['mae']", "BinaryAccuracy", False,
+            "real-valued targets compared with 0 or 1 (prediction > 0.5): meaningless"),
     LossRow("regression with outliers", "a real number", "1", "linear", "'mean_absolute_error'",
             "mean_absolute_error",
             "every error counts in proportion to its size, so a few huge errors do not dominate "
             "(the best constant prediction is the median)",
-            "regression_outliers"),
+            "regression_outliers", "Dense(1)", "['mae']", "BinaryAccuracy", False,
+            "real-valued targets compared with 0 or 1 (prediction > 0.5): meaningless"),
     LossRow("regression with outliers, smooth", "a real number", "1", "linear", "'huber'", "huber",
             "quadratic for errors up to delta = 1.0 (smooth near the minimum, like MSE), linear beyond "
             "(robust, like MAE)",
-            "regression_outliers"),
+            "regression_outliers", "Dense(1)", "['mae']", "BinaryAccuracy", False,
+            "real-valued targets compared with 0 or 1 (prediction > 0.5): meaningless"),
 ]
-
 
 def loss_table_markdown():
     """The rows of ``LOSS_TABLE`` as the markdown table lesson 3 shows."""
@@ -204,6 +217,29 @@ def loss_table_markdown():
         activation = "none (linear)" if row.activation == "linear" else row.activation
         lines.append(f"| {row.task} | `{row.labels}` | {row.units} | {activation} | `{row.loss}` | {row.why} |")
     return "\n".join(lines)
+
+
+def accuracy_table_markdown():
+    """What ``metrics=['accuracy']`` becomes for each row of ``LOSS_TABLE``, and what to use instead."""
+    lines = ["| task | `'accuracy'` becomes | what it counts here | `metrics=` to use |", "|---|---|---|---|"]
+    for row in LOSS_TABLE:
+        verdict = "" if row.accuracy_fits else " ✗"
+        lines.append(f"| {row.task} | `{row.accuracy_becomes}`{verdict} | {row.accuracy_note} | `{row.metrics}` |")
+    return "\n".join(lines)
+
+
+def build_output_layer(row, n_outputs):
+    """The row's ``output_layer`` code as a Keras layer, with ``K = n_outputs``."""
+    from tensorflow.keras.layers import Dense
+
+    return eval(row.output_layer, {"Dense": Dense, "K": n_outputs})  # code from LOSS_TABLE, not user input
+
+
+def make_metrics(row):
+    """The row's ``metrics`` code as the list to pass to ``compile``."""
+    import keras
+
+    return eval(row.metrics, vars(keras.metrics))  # code from LOSS_TABLE, not user input
 
 
 def task_data(name, n_samples=240, seed=0):

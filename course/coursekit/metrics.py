@@ -119,8 +119,8 @@ class MetricRow:
 METRIC_TABLE = [
     MetricRow("accuracy", "'accuracy'", "BinaryAccuracy / CategoricalAccuracy / SparseCategoricalAccuracy",
               "classification", "correct / all",
-              "classes are roughly balanced and every mistake costs the same; Keras picks the variant "
-              "from the loss and the output shape", "binary_accuracy"),
+              "classes are roughly balanced and every mistake costs the same; compile picks the variant "
+              "from the shapes of the labels and the output, never from the loss", "binary_accuracy"),
     MetricRow("binary accuracy", "BinaryAccuracy(threshold=0.5)", "BinaryAccuracy", "binary, multi-label",
               "(TP + TN) / all, positive when p > threshold",
               "a single sigmoid output; set threshold=0.0 if the model outputs logits", "binary_accuracy"),

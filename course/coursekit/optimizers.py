@@ -12,6 +12,7 @@ swaps those floats for ``TunableHyperparameter``\\ s, which hold ``tf.Variable``
 Rosenbrock's banana valley, all steps inside one ``tf.function``.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -285,14 +286,16 @@ class TrajectoryRunner:
     Each optimizer moves its own 2-D ``keras.Variable``: gradient from a ``GradientTape``, update
     by ``optimizer.apply_gradients``, exactly as in training. There is one traced function per
     surface; learning rate, betas, epsilon and the number of steps are inputs or variables, so
-    changing them never traces again (``traces`` counts the tracings).
+    changing them never traces again (``traces`` counts the tracings). By default XLA compiles
+    it (``jit_compile``): the whole loop becomes one fused kernel, 1000 steps of four optimizers
+    in well under a millisecond instead of ~40 ms, for ~0.5 s of compiling per surface.
     """
 
-    def __init__(self, names=OPTIMIZER_NAMES, max_steps=2000):
+    def __init__(self, names=OPTIMIZER_NAMES, max_steps=2000, jit_compile=True):
         self.names = tuple(names)
+        self.jit_compile = jit_compile
         self.max_steps = max_steps
-        self.settings = dict(DEFAULT_SETTINGS)
-        self.optimizers = {name: make_optimizer(name, **self.settings) for name in self.names}
+        self.optimizers = {name: make_optimizer(name, **DEFAULT_SETTINGS) for name in self.names}
         self.points = {name: keras.Variable(np.zeros(2, "float32"), name=f"point_{i}")
                        for i, name in enumerate(self.names)}
         for name in self.names:
@@ -302,8 +305,10 @@ class TrajectoryRunner:
 
     def _function_for(self, surface):
         if surface.key not in self._functions:
+            # A partial, not a lambda: TensorFlow counts tracings per code object and warns when one
+            # traces often, but one graph per surface is the design, not a retracing problem.
             self._functions[surface.key] = tf.function(
-                lambda steps, start: self._run_graph(surface, steps, start),
+                functools.partial(self._run_graph, surface), jit_compile=self.jit_compile,
                 input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.float32)],
             )
         return self._functions[surface.key]
@@ -313,9 +318,12 @@ class TrajectoryRunner:
         for name in self.names:
             self.points[name].assign(start)
             reset_optimizer_state(self.optimizers[name])
-        path = tf.TensorArray(tf.float32, size=steps + 1)
+        # A fixed size (the longest path) whatever ``steps`` is: XLA compiles for fixed shapes,
+        # so a size that followed the steps slider would recompile at every new value.
+        path = tf.TensorArray(tf.float32, size=self.max_steps + 1, element_shape=[len(self.names), 2])
         path = path.write(0, tf.stack([self.points[name].value for name in self.names]))
-        for step in tf.range(steps):
+
+        def one_step(step, path):
             for name in self.names:
                 point = self.points[name]
                 with tf.GradientTape() as tape:
@@ -323,24 +331,29 @@ class TrajectoryRunner:
                     height = surface(point.value[0], point.value[1])
                 gradient = tape.gradient(height, point.value)
                 self.optimizers[name].apply_gradients([(gradient, point)])
-            path = path.write(step + 1, tf.stack([self.points[name].value for name in self.names]))
+            return step + 1, path.write(step + 1, tf.stack([self.points[name].value for name in self.names]))
+
+        # A constant bound on the iterations: XLA needs one, and ``for step in tf.range(steps)``
+        # would make ``steps`` that bound, to be compiled anew for every value.
+        _, path = tf.while_loop(lambda step, _: step < steps, one_step, [tf.constant(0), path],
+                                maximum_iterations=self.max_steps)
         return path.stack()
 
     def run(self, surface="bowl", steps=100, **settings):
-        """Paths of every optimizer after ``steps`` steps with the given slider settings."""
+        """Paths of every optimizer after ``steps`` steps; settings not given are Keras's defaults."""
         surface = SURFACES[surface] if isinstance(surface, str) else surface
         if not 0 <= steps <= self.max_steps:
             raise ValueError(f"steps must be between 0 and {self.max_steps}, got {steps}")
         unknown = set(settings) - set(DEFAULT_SETTINGS)
         if unknown:
             raise TypeError(f"unknown settings {sorted(unknown)}; use {sorted(DEFAULT_SETTINGS)}")
-        self.settings.update(settings)
+        settings = {**DEFAULT_SETTINGS, **settings}  # each run from Keras's defaults, not the last run's
         for name in self.names:
-            apply_settings(name, self.optimizers[name], **self.settings)
+            apply_settings(name, self.optimizers[name], **settings)
         points = self._function_for(surface)(tf.constant(steps, tf.int32),
-                                             tf.constant(surface.start, tf.float32)).numpy()
+                                             tf.constant(surface.start, tf.float32)).numpy()[: steps + 1]
         # A diverging optimizer overflows to inf/NaN: keep its path up to there.
         with np.errstate(all="ignore"):
             paths = {name: points[:, i, :].astype("float64") for i, name in enumerate(self.names)}
             values = {name: surface(path[:, 0], path[:, 1]) for name, path in paths.items()}
-        return Trajectories(surface, dict(self.settings, steps=steps), paths, values)
+        return Trajectories(surface, dict(settings, steps=steps), paths, values)

@@ -70,8 +70,8 @@ def plot_decision_boundary(model, X, y, title="Decision boundary", ax=None):
                    linewidth=0.3, label=f"class {label}")
     fig.colorbar(shading, ax=ax, label="predicted P(class 1)")
     ax.set_title(title)
-    ax.set_xlabel("feature x₁ (arbitrary units)")
-    ax.set_ylabel("feature x₂ (arbitrary units)")
+    ax.set_xlabel("feature x₁ (no unit)")
+    ax.set_ylabel("feature x₂ (no unit)")
     ax.legend(loc="upper right")
     return fig
 
@@ -86,7 +86,58 @@ def plot_data(X, y, title="The data set", ax=None):
         points = X[y == label]
         ax.scatter(points[:, 0], points[:, 1], s=12, color=color, label=f"class {label}")
     ax.set_title(title)
-    ax.set_xlabel("feature x₁ (arbitrary units)")
-    ax.set_ylabel("feature x₂ (arbitrary units)")
+    ax.set_xlabel("feature x₁ (no unit)")
+    ax.set_ylabel("feature x₂ (no unit)")
     ax.legend()
+    return fig
+
+
+def plot_sigmoid(ax=None):
+    """σ(z) = 1 / (1 + e^(-z)) for logits from -8 to 8, with its two asymptotes."""
+    from coursekit.losses import sigmoid
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    else:
+        fig = ax.figure
+    z = np.linspace(-8, 8, 200)
+    ax.plot(z, sigmoid(z))
+    for level in (0, 1):
+        ax.axhline(level, color="grey", linewidth=0.8)
+    ax.set_title("The sigmoid squashes any logit into (0, 1)")
+    ax.set_xlabel("logit z (raw output of Dense(1), no unit)")
+    ax.set_ylabel("σ(z) = predicted P(class 1)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_line_fits(X, y, is_outlier, fitted, title="A line fitted with three losses; 10 % outliers"):
+    """The points (outliers in red) and one fitted line per loss; ``fitted``: {loss: (slope, intercept)}."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    x = np.asarray(X)[:, 0]
+    ax.scatter(x[~is_outlier], y[~is_outlier], s=10, color="tab:gray", label="data")
+    ax.scatter(x[is_outlier], y[is_outlier], s=14, color="tab:red", label="outliers")
+    ends = np.array([x.min(), x.max()])
+    for (loss, (slope, intercept)), style in zip(fitted.items(), ("-", "--", ":", "-.")):
+        ax.plot(ends, slope * ends + intercept, style, linewidth=2, label=f"{loss}: slope {slope:.2f}")
+    ax.set_title(title)
+    ax.set_xlabel("x (no unit)")
+    ax.set_ylabel("y (no unit)")
+    ax.legend()
+    return fig
+
+
+def plot_loss_and_accuracy_along_bias(biases, losses, accuracies):
+    """Two panels: binary cross-entropy and accuracy against the output unit's bias."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
+    ax_loss.plot(biases, losses)
+    ax_loss.set_title("Loss: smooth, a slope everywhere")
+    ax_loss.set_ylabel("binary cross-entropy (nats)")
+    ax_acc.plot(biases, accuracies, drawstyle="steps-mid", color="tab:orange")
+    ax_acc.set_title("Accuracy: flat steps, slope 0 or undefined")
+    ax_acc.set_ylabel("accuracy (fraction correct)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("bias of the output unit (other weights fixed)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig

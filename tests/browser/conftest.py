@@ -28,6 +28,19 @@ def lab():
 
 
 @pytest.fixture(scope="module")
+def instructor_lab():
+    """JupyterLab started as an instructor's grading workspace starts it: nbgrader's panels switched back on."""
+    server = LabServer(instructor=True)
+    _servers.append(server)
+    try:
+        yield server
+    finally:
+        _servers.remove(server)
+        server.stop()
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
 def chromium():
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests use Debian's Chromium, which ./run test installs "

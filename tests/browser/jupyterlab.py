@@ -37,6 +37,25 @@ IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
 STDERR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
 WIDGET_VIEW = ".jp-OutputArea-output > .jupyter-widgets"  # the top-level view of a displayed widget
 PLOT = "img.widget-image"  # FigureImage is an ipywidgets.Image: an <img> with a blob: URL
+# "New image on screen": the <img> got a new blob: URL, the browser decoded it, and the next
+# animation frame (the one that paints it) began. Times are the page's clock (performance.now()).
+FRAME_CLOCK_JS = """img => {
+    if (img.__frames) return;
+    img.__frames = [];
+    new MutationObserver(() => {
+        const src = img.src;
+        img.decode().then(() => requestAnimationFrame(() => {
+            if (img.src === src) img.__frames.push(performance.now());
+        }), () => {});  // replaced before it was decoded: never on screen
+    }).observe(img, {attributes: true, attributeFilter: ['src']});
+}"""
+# When the student acted: the event's own time stamp (same clock), recorded before any handler runs.
+INPUT_CLOCK_JS = """() => {
+    if (window.__inputs) return;
+    window.__inputs = [];
+    for (const type of ['keydown', 'pointerdown', 'pointerup', 'change'])
+        document.addEventListener(type, event => window.__inputs.push([type, event.timeStamp]), true);
+}"""
 
 
 class BrowserPage:
@@ -44,9 +63,9 @@ class BrowserPage:
 
     open_pages = []  # what a failing test's report saves a screenshot and console log of
 
-    def __init__(self, browser, name):
+    def __init__(self, browser, name, viewport=None):
         self.name = name
-        self.context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        self.context = browser.new_context(viewport=viewport or {"width": 1500, "height": 1100})
         self.context.set_default_timeout(30_000)
         self.page = self.context.new_page()
         self.console = []
@@ -183,12 +202,8 @@ class WidgetView:
         self.box.scroll_into_view_if_needed()
         self.plot = locator.locator(PLOT)
         self._plot_handle = self.plot.element_handle()
-        # Record every new image (a new blob: URL) with the page's clock, from inside the page.
-        self._plot_handle.evaluate("""img => {
-            img.__changes = [];
-            new MutationObserver(() => img.__changes.push(performance.now()))
-                .observe(img, {attributes: true, attributeFilter: ['src']});
-        }""")
+        page.evaluate(INPUT_CLOCK_JS)
+        self._plot_handle.evaluate(FRAME_CLOCK_JS)
 
     def slider_names(self):
         return self.box.locator(".widget-slider .widget-label").all_text_contents()
@@ -205,17 +220,26 @@ class WidgetView:
         self.plot.scroll_into_view_if_needed()
         return self.plot.screenshot(animations="disabled")
 
-    def _changes(self):
-        return self._plot_handle.evaluate("img => img.__changes.length")
+    def frames(self):
+        """Page-clock times (ms) at which a new plot image was decoded and about to be painted."""
+        return self._plot_handle.evaluate("img => img.__frames.slice()")
 
-    def _act_and_time(self, action, timeout_s):
-        """Do ``action``; return ms from just before it until the plot's image was replaced."""
+    def _changes(self):
+        return self._plot_handle.evaluate("img => img.__frames.length")
+
+    def inputs(self):
+        """(event type, page-clock time in ms) of every key, pointer and change event so far."""
+        return self.page.evaluate("() => window.__inputs.slice()")
+
+    def _act_and_time(self, action, timeout_s, event_types=("keydown", "pointerdown", "change")):
+        """Do ``action``; return ms from its first input event until the next plot image was painted."""
         seen = self._changes()
-        started = self.page.evaluate("performance.now()")
+        inputs_seen = len(self.inputs())
         action()
-        self.page.wait_for_function("([img, seen]) => img.__changes.length > seen",
+        self.page.wait_for_function("([img, seen]) => img.__frames.length > seen",
                                     arg=[self._plot_handle, seen], timeout=timeout_s * 1000, polling="raf")
-        return self._plot_handle.evaluate("(img, seen) => img.__changes[seen]", seen) - started
+        started = next(time for kind, time in self.inputs()[inputs_seen:] if kind in event_types)
+        return self.frames()[seen] - started
 
     def _settle(self, quiet_s=0.3, timeout_s=30):
         """Kernel idle and no new image for ``quiet_s``: the plot shows the controls' final state.
@@ -232,16 +256,22 @@ class WidgetView:
                 return
             assert time.monotonic() < deadline, "the plot kept changing"
 
-    def press_slider(self, name, timeout_s=10):
-        """Focus the slider's handle and press one arrow key (→, or ← at the top of the range).
+    def press_slider(self, name, timeout_s=10, direction=None):
+        """Focus the slider's handle and press one arrow key: → (``direction="up"``), ← (``"down"``),
+        or by default → unless the handle is at the top of its range. At either end of the range
+        the key goes the other way.
 
         Returns (latency in ms, readout before, readout after) once the plot has settled.
         """
         handle = self.slider(name).locator(".noUi-handle")
         handle.scroll_into_view_if_needed()
-        at_top = handle.evaluate(
-            "h => Number(h.getAttribute('aria-valuenow')) >= Number(h.getAttribute('aria-valuemax'))")
-        key = "ArrowLeft" if at_top else "ArrowRight"
+        at_bottom, at_top = handle.evaluate(
+            """h => [Number(h.getAttribute('aria-valuenow')) <= Number(h.getAttribute('aria-valuemin')),
+                     Number(h.getAttribute('aria-valuenow')) >= Number(h.getAttribute('aria-valuemax'))]""")
+        up = direction != "down"
+        if (up and at_top) or (not up and at_bottom):
+            up = not up
+        key = "ArrowRight" if up else "ArrowLeft"
         before = self.readout(name)
         handle.focus()
         latency = self._act_and_time(lambda: self.page.keyboard.press(key), timeout_s)

@@ -36,7 +36,9 @@ def free_port():
 class LabServer:
     """``jupyter lab`` from the project's environment; ``stop()`` ends it and every kernel it started."""
 
-    def __init__(self, startup_timeout=120):
+    def __init__(self, startup_timeout=120, instructor=False):
+        """``instructor=True``: a grading configuration folder brings nbgrader's instructor panels back
+        (``coursekit.install.enable_instructor_panels``), as an instructor's workspace does."""
         self.scratch = Path(tempfile.mkdtemp(prefix="course-browser-"))
         self.root = self.scratch / "workspace"
         self.root.mkdir()
@@ -57,7 +59,14 @@ class LabServer:
         self.token = "course-browser-test"
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.scratch / "jupyterlab.log"
-        env = {**os.environ,
+        instructor_env = {}
+        if instructor:
+            from coursekit.install import enable_instructor_panels, instructor_environment
+
+            grading_config = self.scratch / "grading-config"
+            enable_instructor_panels(grading_config)
+            instructor_env = instructor_environment(grading_config, environ={})
+        env = {**os.environ, **instructor_env,
                "JUPYTER_CONFIG_DIR": str(config_dir),
                "JUPYTER_DATA_DIR": str(self.scratch / "data"),
                "JUPYTER_RUNTIME_DIR": str(self.scratch / "runtime"),

@@ -1,8 +1,10 @@
 """The course in a real browser: Chromium drives the JupyterLab of the project's environment.
 
 What a headless kernel never shows is checked here: the widget manager renders every widget, a
-slider's key press reaches the kernel and comes back as a new plot, nbgrader's lab extension adds
-Validate and the instructor panels, and the browser console stays free of errors.
+slider's key press reaches the kernel and comes back as a new plot, the plots are sharp, described
+in words and fit the window with their controls, the links lead on, nbgrader's lab extension adds
+Validate but none of its instructor panels (unless an instructor's configuration asks for them),
+and the browser console stays free of errors.
 
 DOM of JupyterLab 4.6 + ipywidgets 8 that these tests rely on (all seen in the running lab):
 the kernel indicator ``.jp-Notebook-ExecutionIndicator[data-status]``; a code cell's prompt
@@ -30,14 +32,17 @@ import pytest
 from playwright.sync_api import expect
 
 import coursekit
-from browser.jupyterlab import (SCREENSHOTS, BrowserPage, Latencies, WidgetView, assert_widgets_render, code_prompts,
+from browser.jupyterlab import (PLOT, SCREENSHOTS, BrowserPage, Latencies, WidgetView, assert_widgets_render,
+                                code_prompts,
                                 menu, open_lab, run_all_cells, stderr_outputs, widget_views)
 from support.notebooks import _peak_rss
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
-# Generous for a browser on a busy 2-core machine; the kernel-side targets are in benchmarks/.
+# Generous for a browser on a busy 2-core machine; the targets are measured by benchmarks/bench_browser_widgets.py.
 BROWSER_LATENCY_BOUND_MS = 2000
+# The narrow window the lessons are laid out for (JupyterLab's file browser open).
+STUDENT_VIEWPORT = {"width": 1280, "height": 900}
 
 
 class Lessons:
@@ -57,7 +62,7 @@ class Lessons:
                 pytest.fail(f"{notebook} did not run in the browser (see its own test)")
             return self.session
         self.close()
-        self.name, self.session = notebook, BrowserPage(self.chromium, Path(notebook).stem)
+        self.name, self.session = notebook, BrowserPage(self.chromium, Path(notebook).stem, viewport=STUDENT_VIEWPORT)
         self.failed.add(notebook)
         open_lab(self.session, self.lab, f"course/{notebook}")
         started = time.monotonic()
@@ -94,8 +99,45 @@ def check_lesson_ran(lessons, notebook, widgets, record_property):
     assert not_run == [], f"code cells {not_run} of {len(prompts)} did not run: {[prompts[i] for i in not_run]}"
     assert stderr_outputs(page) == [], "an error or stderr output in the lesson"
     assert_widgets_render(page, widgets)
+    for index in range(widgets):
+        check_widget_layout(page, widget_views(page).nth(index))
     assert session.errors() == [], "errors in the browser console"
     return session
+
+
+def check_widget_layout(page, box):
+    """The plot is sharp (twice the pixels of its size on screen), fits the output area, carries a text
+    alternative, and no control wraps onto a second line at 1280 px."""
+    box.scroll_into_view_if_needed()
+    plot = box.locator(PLOT)
+    facts = plot.evaluate("""img => {
+        const area = img.closest('.jp-OutputArea-output').getBoundingClientRect();
+        const box = img.getBoundingClientRect();
+        return {natural: img.naturalWidth, shown: box.width, right: box.right, areaRight: area.right + 1,
+                ratio: window.devicePixelRatio, title: img.getAttribute('title') || ''};
+    }""")
+    assert facts["natural"] == 2 * round(facts["shown"]), facts
+    assert facts["right"] <= facts["areaRight"], f"the plot is wider than the output area: {facts}"
+    assert len(facts["title"]) > 60, "the plot's text alternative (its title)"
+    expect(page.get_by_role("img", name=facts["title"], exact=True)).to_have_count(1)
+    # Every control on one line: a slider's label, track and readout, a drop-down, a choice, a row of check
+    # boxes; and nothing sticks out of the output area.
+    controls = box.locator(".widget-slider, .widget-dropdown, .widget-radio-box label, .widget-hbox:has(> .widget-checkbox)")
+    for control in controls.evaluate_all("""elements => elements.map(element => {
+            const rect = element.getBoundingClientRect();
+            const middles = [...element.children].map(child => {
+                const box = child.getBoundingClientRect();
+                return box.top + box.height / 2;
+            });
+            return {text: element.textContent.slice(0, 40), height: rect.height,
+                    spread: Math.max(...middles) - Math.min(...middles),
+                    overflow: rect.right - element.closest('.jp-OutputArea-output').getBoundingClientRect().right};
+        })"""):
+        assert control["overflow"] <= 1, f"a control sticks out of the output area at 1280 px: {control}"
+        assert control["height"] < 40 and control["spread"] < 10, f"a control wraps at 1280 px: {control}"
+    cut = box.locator(".widget-label, .widget-checkbox label, .widget-readout, .widget-radio-box label").evaluate_all(
+        "labels => labels.filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.textContent)")
+    assert cut == [], f"labels cut off at 1280 px: {cut}"
 
 
 def check_slider_redraws(view, name, latencies):
@@ -152,6 +194,7 @@ def test_lesson_2_trajectory_explorer_redraws(lessons, record_property):
     view.save_screenshot("lesson2-trajectory.png")
     assert sorted(view.slider_names()) == ["beta_1", "beta_2", "epsilon", "learning_rate", "steps"]
     latencies = Latencies("lesson 2 trajectory explorer", target_ms=150)
+    expect(view.box.locator(".widget-html-content").last).to_contain_text("after 100 steps")
     for name in view.slider_names():
         for _ in range(2):
             check_slider_redraws(view, name, latencies)
@@ -176,15 +219,15 @@ def test_lesson_2_live_retraining_redraws(lessons, record_property):
     view = WidgetView(page, widget_views(page).nth(1))
     view.save_screenshot("lesson2-retraining.png")
     assert sorted(view.slider_names()) == ["beta_1", "beta_2", "epsilon", "learning_rate"]
-    latencies = Latencies("lesson 2 live retraining", target_ms=300)
-    status = view.box.locator(".widget-html-content").first
+    latencies = Latencies("lesson 2 live retraining", target_ms=150)
+    readout = view.box.locator(".widget-html-content").last
     for name in view.slider_names():
         for _ in range(2):
-            status_before = status.text_content()
             check_slider_redraws(view, name, latencies)
-            # The status line is rewritten by each retrain ("retrained 50 epochs × 13 batches in ...").
-            assert status.text_content().startswith("retrained")
-            assert status_before.startswith("retrained")
+            # The line above the plot names the settings of the retrain it shows, which are the sliders'.
+            shown = float(re.search(rf"{name}=([^,)]+)", readout.text_content()).group(1))
+            assert shown == pytest.approx(float(view.readout(name)), rel=1e-3)
+            assert "retrained 50 epochs × 13 batches" in readout.text_content()
     assert lessons.session.errors() == []
     record_latencies(record_property, latencies)
 
@@ -218,19 +261,19 @@ def test_lesson_3_probability_slider_redraws(lessons, record_property):
 
 
 @pytest.mark.timeout(120)
-def test_lesson_3_output_and_loss_buttons_redraw(lessons, record_property):
+def test_lesson_3_output_and_loss_choice_redraws(lessons, record_property):
     page = lessons.open("03-losses.ipynb").page
     view = WidgetView(page, widget_views(page).nth(1))
     view.save_screenshot("lesson3-output-loss.png")
-    buttons = view.box.locator(".widget-toggle-button")
-    labels = buttons.all_text_contents()
-    assert len(labels) >= 2, labels
+    choices = view.box.locator(".widget-radio-box label")
+    labels = choices.all_text_contents()
+    assert len(labels) == 4, labels
     latencies = Latencies("lesson 3 output + loss runs", target_ms=150)
     for index, label in enumerate(labels):
-        if "mod-active" in (buttons.nth(index).get_attribute("class") or ""):
+        if choices.nth(index).locator("input").is_checked():
             continue
         before = view.plot_pixels()
-        latencies.samples_ms.append(view.click_and_time(buttons.nth(index)))
+        latencies.samples_ms.append(view.click_and_time(choices.nth(index).locator("input")))
         assert view.plot_pixels() != before, f"choosing {label!r} did not change the plot"
         expect(view.box.locator(".widget-html-content")).to_contain_text(label)
     assert max(latencies.samples_ms) < BROWSER_LATENCY_BOUND_MS
@@ -346,14 +389,42 @@ def _screenshot(name):
     return SCREENSHOTS / name
 
 
+NBGRADER_PANEL_REQUESTS = ("/formgrader", "/assignments", "/courses")
+
+
 @pytest.mark.timeout(180)
-def test_instructor_panels_load_without_console_errors(lab, chromium):
+def test_students_see_validate_but_no_instructor_or_exchange_panels(lab, chromium):
+    session = BrowserPage(chromium, "student-panels")
+    requests = []
+    session.page.on("request", lambda request: requests.append(request.url))
+    try:
+        page = session.page
+        open_lab(session, lab, "exercises/quiz/quiz.ipynb")
+        expect(page.locator(".validate-button")).to_be_visible()
+        expect(page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$"))).to_have_count(0)
+        expect(page.locator(".lm-TabBar-tabLabel", has_text="Create Assignment")).to_have_count(0)
+        page.keyboard.press("Control+Shift+C")  # the command palette lists every command there is
+        palette = page.locator("#command-palette")
+        palette.locator("input").fill("nbgrader")
+        expect(palette.locator(".lm-CommandPalette-item")).to_have_count(0)
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(2000)  # time for panels to fetch courses or assignments, if any were loaded
+        assert [url for url in requests if any(part in url for part in NBGRADER_PANEL_REQUESTS)] == []
+        # The server extensions are off too: Formgrader's page is not there.
+        assert page.request.get(f"{lab.url}/formgrader?token={lab.token}").status == 404
+        assert session.errors() == []
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(240)
+def test_an_instructors_configuration_brings_formgrader_back(instructor_lab, chromium):
     session = BrowserPage(chromium, "instructor")
     failed_requests = []
     session.page.on("response", lambda r: failed_requests.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     try:
         page = session.page
-        open_lab(session, lab)
+        open_lab(session, instructor_lab)
         menu(page, "Nbgrader", "Formgrader")
         formgrader = page.frame_locator('iframe[src$="/formgrader"]')
         # Manage Assignments lists the assignments of the course's source folder (solutions/).
@@ -364,17 +435,51 @@ def test_instructor_panels_load_without_console_errors(lab, chromium):
         for tab, content in (("Manual Grading", "Manual Grading"), ("Manage Students", "Manage Students")):
             formgrader.locator("a", has_text=tab).first.click()
             expect(formgrader.locator("body")).to_contain_text(content)
-
-        menu(page, "Nbgrader", "Assignment List")
-        assignments = page.locator(".lm-DockPanel-widget:visible").filter(has_text="Released assignments")
-        expect(assignments).to_contain_text("Downloaded assignments", timeout=60_000)
-        expect(assignments).to_contain_text("Submitted assignments")
-        menu(page, "Nbgrader", "Course List")
-        page.wait_for_timeout(2000)  # let the panels' requests finish and their errors, if any, arrive
-
+        page.wait_for_timeout(1000)
         # The only warning expected is Chromium's remark that the Formgrader iframe is sandboxed with
         # allow-same-origin; it is a warning, not an error, and nbgrader sets it on purpose.
         assert session.errors() == []
         assert failed_requests == []
     finally:
         session.close()
+
+
+@pytest.mark.timeout(180)
+def test_the_last_lesson_leads_to_the_exercises_and_they_open(lab, chromium):
+    """No dead end: lesson 4's last cell links the exercises' guide, which opens rendered, and links the quiz."""
+    session = BrowserPage(chromium, "way-on", viewport=STUDENT_VIEWPORT)
+    try:
+        page = session.page
+        open_lab(session, lab, "course/04-metrics.ipynb")
+        link = page.locator(".jp-MarkdownCell .jp-RenderedMarkdown a", has_text="the exercises").last
+        link.scroll_into_view_if_needed()
+        link.click()
+        guide = page.locator(".jp-RenderedMarkdown:visible h1", has_text="Exercises")
+        expect(guide).to_have_count(1, timeout=30_000)
+        page.locator(".jp-RenderedMarkdown:visible a", has_text="quiz").first.click()
+        expect(page.locator(".lm-TabBar-tabLabel", has_text="quiz.ipynb")).to_have_count(1, timeout=30_000)
+        page.locator(".jp-RenderedMarkdown:visible h1", has_text="Quiz").first.wait_for(timeout=30_000)
+        # ...and the cheat-sheet, linked from every lesson, opens rendered too.
+        page.locator(".lm-TabBar-tabLabel", has_text="04-metrics.ipynb").click()
+        page.locator(".jp-MarkdownCell .jp-RenderedMarkdown a", has_text="cheat-sheet").first.click()
+        expect(page.locator(".jp-RenderedMarkdown:visible h1", has_text="Cheat-sheet")).to_have_count(1, timeout=30_000)
+        assert session.errors() == []
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(240)
+def test_a_typed_learning_rate_snaps_and_the_widget_says_which_value_it_uses(lessons):
+    page = lessons.open("02-optimizers.ipynb").page
+    view = WidgetView(page, widget_views(page).nth(1))
+    expect(view.box).to_contain_text("a typed value snaps to the nearest step")
+    field = view.slider("learning_rate").locator(".widget-readout")
+    field.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("0.003")
+    page.keyboard.press("Enter")
+    expect(field).to_have_text("0.00316")  # 10 ** -2.5, the step nearest to 0.003
+    expect(view.box.locator(".widget-html-content").last).to_contain_text("learning_rate=0.00316")
+    view._settle()
+    assert "learning_rate=0.00316" in view.plot.get_attribute("title")
+    assert lessons.session.errors() == []

@@ -77,6 +77,7 @@ def run_notebook(path, timeout=600, kernel_name="python3"):
         pid = client.km.provisioner.pid
         for index, cell in enumerate(notebook.cells):
             client.execute_cell(cell, index)
+        client.set_widgets_metadata()  # what NotebookClient.execute does after the last cell
         peak = _peak_rss(pid)
     run = NotebookRun(path, notebook, time.perf_counter() - started, peak)
     for index, cell in enumerate(notebook.cells):
@@ -102,3 +103,21 @@ def run_notebook_once(path, cache_dir):
         run = run_notebook(path)
         result_file.write_bytes(pickle.dumps(run))
         return run
+
+
+def widget_states(run, first_line):
+    """The final ipywidgets states of the widget a code cell displayed, and of all its children.
+
+    nbclient records the widgets' state as the kernel reports it (``store_widget_state``), so this is
+    what the widget shows once Run All has finished. Returns a list of (model name, state dict).
+    """
+    states = run.notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    outputs = run.outputs_of(run.code_cell(first_line))
+    roots = [output["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for output in outputs
+             if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    found, pending = [], list(roots)
+    while pending:
+        model = states[pending.pop(0)]
+        found.append((model["model_name"], model["state"]))
+        pending += [child.removeprefix("IPY_MODEL_") for child in model["state"].get("children", [])]
+    return found
