@@ -19,6 +19,9 @@ from support.lms_exports import (CanvasExport, MoodleExport, canvas_gradebook_cs
                                  moodle_worksheet)
 from support.nbgrader_course import fill_answers
 
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("collect")
+
 DUE = "2026-03-01 23:59:00+00:00"
 
 
