@@ -28,6 +28,7 @@ Exit status 1 if the gradebooks differ.
 """
 
 import argparse
+import json
 import math
 import shutil
 import statistics
@@ -47,7 +48,8 @@ from support.nbgrader_course import fill_answers  # noqa: E402
 
 from grader import autograde as ag  # noqa: E402
 from grader import distributed as gd  # noqa: E402
-from grader.sandbox import Limits  # noqa: E402
+from grader import score as grader_score  # noqa: E402
+from grader.limits import Limits  # noqa: E402
 from grader.workspace import Workspace  # noqa: E402
 
 SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
@@ -58,30 +60,33 @@ QUIZ_ANSWERS = [
     {"q1_answer": 'q1_answer = "C"', "q2_answer": 'q2_answer = {"C", "E"}'},
 ]
 TARGET_SUBMISSIONS, TARGET_SECONDS = 10_000, 3_600
+RESULTS = ROOT / "benchmarks" / "results"
 TF_SUBMISSIONS = 5  # one worker: the first pays its start, the median is a warm notebook
 
 
 class Phases:
-    """Seconds the coordinator spends in prepare (read + sanitize) and score (nbgrader, one writer)."""
+    """Seconds the coordinator spends in prepare (read + rebuild + sanitize) and score (nbgrader, one writer)."""
+
+    TIMED = {"prepare": (ag, "prepare"), "score": (grader_score, "score_student")}
 
     def __init__(self):
-        self.seconds = {"prepare": 0.0, "score": 0.0}
-        self.originals = {name: getattr(ag, name) for name in self.seconds}
+        self.seconds = {name: 0.0 for name in self.TIMED}
+        self.originals = {name: getattr(module, attribute) for name, (module, attribute) in self.TIMED.items()}
 
     def __enter__(self):
-        for name, original in self.originals.items():
-            def timed(*args, _name=name, _original=original, **kwargs):
+        for name, (module, attribute) in self.TIMED.items():
+            def timed(*args, _name=name, _original=self.originals[name], **kwargs):
                 started = time.perf_counter()
                 try:
                     return _original(*args, **kwargs)
                 finally:
                     self.seconds[_name] += time.perf_counter() - started
-            setattr(ag, name, timed)
+            setattr(module, attribute, timed)
         return self
 
     def __exit__(self, *exc):
-        for name, original in self.originals.items():
-            setattr(ag, name, original)
+        for name, (module, attribute) in self.TIMED.items():
+            setattr(module, attribute, self.originals[name])
 
 
 fill = fill_answers
@@ -117,7 +122,7 @@ def grade(workspace, assignment, limits, workers=1, scheduler=None):
             "sandbox_first": max(executed) if executed else 0,
             "sandbox_total": sum(executed),
             "prepare": phases.seconds["prepare"], "score": phases.seconds["score"],
-            "scores": scores(workspace, assignment), "failures": result.failures}
+            "scores": scores(workspace, assignment), "problems": result.problems}
 
 
 def fixed_cost(cluster, repeats=3):
@@ -125,12 +130,12 @@ def fixed_cost(cluster, repeats=3):
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        gd.execute_on_cluster(cluster.address, [], {}, Limits(), [])
+        list(gd.run_on_cluster(cluster.address, [], {}, Limits()))
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
 
-def _echo(payload, settings, limits, hidden):
+def _echo(payload, settings, limits):
     return {"executed": payload, "failure": None, "seconds": 0.0}
 
 
@@ -139,9 +144,9 @@ def task_round_trip(cluster, payload, n):
     from distributed import as_completed
 
     with cluster.client() as client:
-        client.submit(_echo, "warm-up", {}, {}, [], pure=False).result()
+        client.submit(_echo, "warm-up", {}, {}, pure=False).result()
         started = time.perf_counter()
-        futures = [client.submit(_echo, payload, {"cell_seconds": 60}, {"wall_seconds": 300}, [], pure=False)
+        futures = [client.submit(_echo, payload, {"cell_seconds": 60}, {"wall_seconds": 300}, pure=False)
                    for _ in range(n)]
         for future in as_completed(futures):
             future.result()
@@ -250,6 +255,24 @@ def main():
             print(f"  coordinator (sanitize + score, one writer): {coordinator:.2f} s per submission -> "
                   f"{TARGET_SUBMISSIONS * coordinator / 60:.0f} min for {TARGET_SUBMISSIONS:,} "
                   f"({'fits' if TARGET_SUBMISSIONS * coordinator < TARGET_SECONDS else 'does NOT fit'} in the hour)")
+        figures = {"command": " ".join(["benchmarks/bench_grader_dask.py", *sys.argv[1:]]), "n": n,
+                   "configurations": {name: {"batch_seconds": round(results[name]["seconds"], 1),
+                                             "seconds_per_submission": round(results[name]["seconds"] / n, 2),
+                                             "submissions_per_minute": round(60 * n / results[name]["seconds"], 1)}
+                                      for name in configs},
+                   "dask_overhead_per_submission_seconds": round(overhead, 3),
+                   "dask_round_trip_ms": round(1000 * round_trip, 1), "dask_fixed_cost_seconds": round(fixed, 2),
+                   "identical_gradebooks": same}
+        if not args.no_tensorflow:
+            figures["tensorflow"] = {"first_notebook_seconds": round(tf_dask["sandbox_first"], 2),
+                                     "warm_notebook_seconds_local": round(tf_local["sandbox_median"], 2),
+                                     "warm_notebook_seconds_dask": round(tf_dask["sandbox_median"], 2),
+                                     "coordinator_seconds_per_submission": round(coordinator, 2),
+                                     "worker_threads_for_10000_an_hour": threads,
+                                     "worker_threads_with_headroom": math.ceil(threads * 1.25)}
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "bench_grader_dask.json").write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"results: {RESULTS / 'bench_grader_dask.json'}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
