@@ -8,7 +8,7 @@ import copy
 import io
 import json
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import nbformat
 import pytest
