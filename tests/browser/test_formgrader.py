@@ -11,8 +11,6 @@ from provisional to final.
 import csv
 import io
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
