@@ -216,7 +216,9 @@ class JobCgroup:
         while time.monotonic() < deadline:
             pids = set()
             for folder in self.folders.values():
-                pids |= {int(p) for p in _read(folder / "cgroup.procs").split()}
+                # A task that is exiting can be listed as pid 0 (no pid in our namespace any more): kill(0)
+                # would signal our own process group, the zygote's.
+                pids |= {int(p) for p in _read(folder / "cgroup.procs").split() if int(p) > 0}
             if not pids:
                 return True
             for pid in pids:
