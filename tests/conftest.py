@@ -42,9 +42,9 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{name:55s} {seconds:7.1f} s {mib:8.0f} MiB")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres():
-    """A real PostgreSQL server, started for the module's tests and removed afterwards."""
+    """A real PostgreSQL server, started once per test worker and removed at its end."""
     try:
         server = PostgresServer().start()
     except PostgresUnavailable as error:

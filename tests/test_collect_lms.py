@@ -25,12 +25,12 @@ pytestmark = pytest.mark.xdist_group("collect")
 DUE = "2026-03-01 23:59:00+00:00"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def people():
     return make_class(8, seed=3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def template(tmp_path_factory, people):
     """init + release quiz + the class from Canvas's gradebook export (with its test student)."""
     workspace = new_workspace(tmp_path_factory.mktemp("template") / "ws")

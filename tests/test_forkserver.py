@@ -66,7 +66,7 @@ def run(server, notebook_json, limits=LIMITS):
     return judged(server, notebook_json, limits)[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server():
     server = forkserver.ForkServer()
     yield server

@@ -19,7 +19,7 @@ CLI = str(Path(sys.executable).with_name("course-grader"))
 RIGHT = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E"}'}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("cli") / "ws"
     for args in (["init", workspace], ["release", "quiz", "--workspace", workspace]):

@@ -139,7 +139,7 @@ def kill_worker_running(cluster, student, stop, killed, settle=2.0):
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory, postgres):
     root = tmp_path_factory.mktemp("dask")
     workspaces = {"dask": root / "ws-dask", "local": root / "ws-local"}

@@ -49,7 +49,7 @@ def answers_of(index):
     return answers
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     people = make_class(60, seed=15)

@@ -34,7 +34,7 @@ def written_grades(workspace, student):
                 if g.name in ("q1_explain", "q2_explain")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("manual") / "ws"
     grader("init", workspace)

@@ -206,7 +206,7 @@ CASES.append(("spawns-background-process", _with_code(
     f"import subprocess\nsubprocess.Popen(['sleep', '{LEFTOVER_MARKER}'], start_new_session=True)"), FULL, None))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def listener():
     """A TCP server on the host's loopback; a submission that reaches it leaves a mark."""
     server = socket.socket()
@@ -242,7 +242,7 @@ def tree_digest(folder):
     return digest.hexdigest()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory, listener):
     port, _ = listener
     workspace = tmp_path_factory.mktemp("robust") / "ws"
