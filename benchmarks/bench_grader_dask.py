@@ -24,17 +24,21 @@ core) / 3,600 s, and the coordinator's serial part (sanitize + score, one writer
 too: 10,000 x its seconds per submission < 3,600 s.
 
 Timings depend on what else the machine runs; the ratios compare measurements of the same run.
-Exit status 1 if the gradebooks differ.
+Writes the figures to benchmarks/results/bench_grader_dask.json (README's figures come from that file,
+tools/update_readme_figures.py). Exit status 1 if the gradebooks differ.
 """
 
 import argparse
+import json
 import math
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import nbformat
@@ -59,6 +63,7 @@ QUIZ_ANSWERS = [
 ]
 TARGET_SUBMISSIONS, TARGET_SECONDS = 10_000, 3_600
 TF_SUBMISSIONS = 5  # one worker: the first pays its start, the median is a warm notebook
+RESULTS = ROOT / "benchmarks" / "results" / "bench_grader_dask.json"
 
 
 class Phases:
@@ -154,6 +159,7 @@ def main():
     parser.add_argument("--no-tensorflow", action="store_true", help="skip the TensorFlow submission")
     parser.add_argument("--keep", type=Path, help="keep the workspaces in this folder")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-grader-dask-"))
     root.mkdir(parents=True, exist_ok=True)
     quiz_limits = Limits(wall_seconds=120, cell_seconds=30, memory_mib=2048)
@@ -212,6 +218,14 @@ def main():
         same = all(results[c]["scores"] == results[configs[0]]["scores"] for c in configs)
         print(f"gradebooks identical across the four configurations: {same} "
               f"({len(results[configs[0]]['scores'])} grades each)")
+        report = {
+            "command": " ".join([".venv/bin/python benchmarks/bench_grader_dask.py", *sys.argv[1:]]),
+            "date": date.today().isoformat(), "cpus": os.cpu_count(), "load_average_before": round(load_before, 2),
+            "n": n, "configurations": {name: {"seconds": round(results[name]["seconds"], 2),
+                                              "sandbox_mean_seconds": round(results[name]["sandbox"], 3)}
+                                       for name in configs},
+            "identical_scores": same, "fixed_cost_seconds": round(fixed, 3),
+            "overhead_per_submission_seconds": round(overhead, 3), "round_trip_ms": round(1000 * round_trip, 1)}
 
         if not args.no_tensorflow:
             def tf(release):
@@ -250,6 +264,21 @@ def main():
             print(f"  coordinator (sanitize + score, one writer): {coordinator:.2f} s per submission -> "
                   f"{TARGET_SUBMISSIONS * coordinator / 60:.0f} min for {TARGET_SUBMISSIONS:,} "
                   f"({'fits' if TARGET_SUBMISSIONS * coordinator < TARGET_SECONDS else 'does NOT fit'} in the hour)")
+            report["identical_scores"] = same
+            report["tensorflow"] = {
+                "submissions": TF_SUBMISSIONS, "same_scores": same_tf,
+                **{name: {"batch_seconds": round(r["seconds"], 2), "first_seconds": round(r["sandbox_first"], 2),
+                          "warm_seconds": round(r["sandbox_median"], 2),
+                          "coordinator_seconds": round((r["prepare"] + r["score"]) / TF_SUBMISSIONS, 3)}
+                   for name, r in (("local", tf_local), ("dask", tf_dask))},
+                "projection": {"submissions": TARGET_SUBMISSIONS, "per_submission_seconds": round(per_submission, 3),
+                               "threads": threads, "threads_with_headroom": math.ceil(threads * 1.25),
+                               "coordinator_seconds": round(coordinator, 3),
+                               "coordinator_minutes": round(TARGET_SUBMISSIONS * coordinator / 60, 1),
+                               "coordinator_fits": TARGET_SUBMISSIONS * coordinator < TARGET_SECONDS}}
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"results: {RESULTS}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
