@@ -21,10 +21,8 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grader import sandbox
 from grader.workspace import REPO, Workspace, WorkspaceError
 
 app = typer.Typer(help="The instructor's workflow over nbgrader: init, roster, release, collect, autograde, "

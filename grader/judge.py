@@ -15,6 +15,7 @@ failed (the check's classification, for the instructor's report) and the answers
 import contextlib
 import io
 import json
+import time
 
 from coursekit import answers as protocol
 from coursekit import grading
@@ -162,6 +163,7 @@ def judge(grade_id, source, channel):
     answers = RemoteSource(channel)
     printed = io.StringIO()
     verdict = Verdict(grade_id=grade_id, passed=False)
+    started = time.monotonic()
     try:
         with protocol.use_source(answers), contextlib.redirect_stdout(printed), \
                 contextlib.redirect_stderr(printed):
@@ -182,6 +184,7 @@ def judge(grade_id, source, channel):
         message = (str(error).strip().splitlines() or [""])[0][:500]
         verdict.error = (type(error).__name__, message, [f"{type(error).__name__}: {message}"])
         verdict.kind, verdict.summary = "error", type(error).__name__
+    verdict.seconds = round(time.monotonic() - started, 3)
     verdict.output = printed.getvalue()[:20_000]
     verdict.answers = json.loads(json.dumps(answers.noted, default=str))
     return verdict

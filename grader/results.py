@@ -55,6 +55,7 @@ class Verdict:
     summary: str = None                           # the failure's class, without numbers
     kind: str = None                              # form | check | wrong_choice | error | timeout | not_run
     misconception: str = None
+    seconds: float = 0.0                          # how long judging it took
 
     def as_dict(self):
         data = asdict(self)

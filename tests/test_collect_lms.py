@@ -8,7 +8,7 @@ import copy
 import io
 import json
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import nbformat
 import pytest
@@ -18,6 +18,9 @@ from support.grading_workspace import copy_workspace, grader, new_workspace, rel
 from support.lms_exports import (CanvasExport, MoodleExport, canvas_gradebook_csv, make_class, moodle_gradebook_csv,
                                  moodle_worksheet)
 from support.nbgrader_course import fill_answers
+
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("collect")
 
 DUE = "2026-03-01 23:59:00+00:00"
 

@@ -20,6 +20,8 @@ from coursekit.models import build_seed_model
 from coursekit.optimizers import (SURFACES, TrajectoryRunner, TunableHyperparameter, keras_updates, make_optimizer,
                                   make_tunable, set_hyperparameters)
 
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("fast-training")
 TOLERANCE = 1e-6  # absolute, on weights and on per-epoch loss/accuracy
 SETTINGS = {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}
 

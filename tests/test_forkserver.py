@@ -22,6 +22,9 @@ from grader import execute, forkserver, sandbox
 from grader.limits import Limits
 from support.notebooks import ROOT
 
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("forkserver")
+
 LIMITS = Limits(wall_seconds=90, cell_seconds=20, memory_mib=2048, max_processes=128)
 SETTINGS = {"cell_seconds": LIMITS.cell_seconds}
 MARKER = "271.828"

@@ -12,6 +12,9 @@ import pytest
 
 from support.nbgrader_course import fill_answers
 
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("grader-cli")
+
 CLI = str(Path(sys.executable).with_name("course-grader"))
 RIGHT = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E"}'}
 

@@ -20,6 +20,9 @@ from support.grading_workspace import grader, new_workspace, release_notebook
 from support.lms_exports import CanvasExport, canvas_gradebook_csv, make_class
 from support.nbgrader_course import fill_answers
 
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("lms")
+
 DUE = datetime(2026, 3, 1, 23, 59, 0)
 LIMITS = ["--cell-timeout", "20", "--timeout", "60", "--memory", "2048"]
 RIGHT = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E"}'}

@@ -12,6 +12,9 @@ import pytest
 from grader.workspace import Workspace
 from support.nbgrader_course import fill_answers
 
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("manual")
+
 CLI = str(Path(sys.executable).with_name("course-grader"))
 ANSWERS = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E"}',
            "q1_explain": "The sigmoid maps the output into (0, 1), a probability.",

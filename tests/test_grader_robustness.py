@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -24,6 +25,9 @@ from nbgrader.api import Gradebook
 
 from support.nbgrader_course import fill_answers
 from support.notebooks import ROOT
+
+# One worker runs this module's tests: they share an expensive module fixture.
+pytestmark = pytest.mark.xdist_group("robustness")
 
 CLI = str(Path(sys.executable).with_name("course-grader"))
 RIGHT = {"q1_answer": 'q1_answer = "B"', "q2_answer": 'q2_answer = {"A", "C", "E"}'}
@@ -243,7 +247,7 @@ def tree_digest(folder):
 def graded(tmp_path_factory, listener):
     port, _ = listener
     workspace = tmp_path_factory.mktemp("robust") / "ws"
-    planted = ROOT.parent / f"planted-{workspace.parent.name}.txt"  # beside the repository: another course, say
+    planted = ROOT.parent / f"planted-{secrets.token_hex(6)}.txt"  # beside the repository: another course, say
     planted.write_text("another course's files")
     cases = CASES + [
         ("reads-other-submission", _copies_answer_from(workspace / "submitted/right/quiz/quiz.ipynb"), Q1_ZERO, None),

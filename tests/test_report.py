@@ -1,7 +1,6 @@
 """The report's arithmetic and its reading of the judge's verdict files, on data whose answers are known by hand."""
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

@@ -27,6 +27,33 @@ COPIED = ("course", "exercises", "solutions", "nbgrader_config.py")
 IGNORED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.egg-info", "gradebook.db")
 
 
+def stop_server(server):
+    """End a Jupyter server (a ``Popen`` in a session of its own) gracefully — it shuts its kernels
+    down — then anything it left behind.
+
+    Kernels run in sessions of their own (jupyter_client starts them so), so signalling the
+    server's process group does not reach them: they are looked up as its descendants first.
+    """
+    try:
+        descendants = psutil.Process(server.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+    _, alive = psutil.wait_procs(descendants, timeout=10)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -124,29 +151,7 @@ class LabServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        """End the server gracefully (it shuts its kernels down), then anything it left behind.
-
-        Kernels run in sessions of their own (jupyter_client starts them so), so signalling the
-        server's process group does not reach them: they are looked up as its descendants first.
-        """
-        try:
-            descendants = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            descendants = []
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        _, alive = psutil.wait_procs(descendants, timeout=10)
-        for process in alive:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=10)
+        stop_server(self.process)
         self._log.close()
 
     def cleanup(self):

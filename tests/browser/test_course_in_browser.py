@@ -346,7 +346,7 @@ def test_student_answers_the_quiz_and_validates_it(lab, chromium):
         dialog.locator("button", has_text="Ok").click()
 
         answers = [
-            ("code", 'q1_answer = "B"'),
+            ("code", 'q1_answer = "A"'),  # a misconception first
             ("markdown", "The sigmoid squashes the raw output into (0, 1), so it can be read as the probability "
                          "of class 1, which binary cross-entropy expects."),
             ("code", 'q2_answer = {"A", "C", "E"}'),
@@ -356,21 +356,31 @@ def test_student_answers_the_quiz_and_validates_it(lab, chromium):
         cells = page.locator(".jp-Notebook .jp-Cell")
         code_cells = cells.filter(has_text="raise NotImplementedError()")
         markdown_cells = cells.filter(has_text="YOUR ANSWER HERE")
+        positions = []
         for kind, text in answers:
             # The first still unanswered cell of its kind, pinned by position before it is edited.
             target = code_cells if kind == "code" else markdown_cells
-            position = target.first.evaluate(
-                "cell => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].indexOf(cell)")
-            replace_cell_text(page, cells.nth(position), text)
+            positions.append(target.first.evaluate(
+                "cell => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].indexOf(cell)"))
+            replace_cell_text(page, cells.nth(positions[-1]), text)
         expect(code_cells).to_have_count(0)
         expect(markdown_cells).to_have_count(0)
 
-        # The student runs the notebook: the visible checks confirm the form of both answers.
+        # Self-study (this repository's exercises/): the check under the question names the misconception.
+        run_all_cells(page)
+        outputs = " ".join(page.locator(".jp-OutputArea-output").all_text_contents())
+        assert 'q1_answer = "A" is not the best answer' in outputs and "does not make training faster" in outputs
+        dialog, (kind, text) = validate(page)
+        assert "validation-failed" in kind and "not the best answer" in text, (kind, text)
+        dialog.locator("button", has_text="Ok").click()
+
+        # The student changes the answer and runs the notebook again: every check is right.
+        replace_cell_text(page, cells.nth(positions[0]), 'q1_answer = "B"')
         run_all_cells(page)
         assert stderr_outputs(page) == []
         outputs = " ".join(page.locator(".jp-OutputArea-output").all_text_contents())
-        assert 'q1_answer = "B" is a valid answer' in outputs
-        assert "q2_answer = {'A', 'C', 'E'} is a valid answer" in outputs
+        assert 'q1_answer = "B": form OK.' in outputs and "q1_answer: right." in outputs
+        assert "q2_answer: statements A and B judged right." in outputs
 
         page.keyboard.press("Control+S")
         page.wait_for_timeout(1000)

@@ -11,8 +11,6 @@ from provisional to final.
 import csv
 import io
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -22,7 +20,7 @@ import pytest
 from playwright.sync_api import expect
 
 from browser.jupyterlab import BrowserPage, menu, open_lab
-from browser.lab_server import free_port
+from browser.lab_server import free_port, stop_server
 from support.grading_workspace import CLI, ENV, grader, new_workspace, release_notebook
 from support.nbgrader_course import fill_answers
 
@@ -70,13 +68,7 @@ class FormgraderServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_server(self.process)
         self._log.close()
 
 
