@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from grader.workspace import Workspace
 from support.nbgrader_course import fill_answers
