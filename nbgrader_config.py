@@ -25,7 +25,8 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = (
     r"(^|\n)(WARNING:tensorflow:|WARNING: All log messages before absl::InitializeLog"
     r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\]"
-    r"|\S*oneDNN custom operations are on)"
+    r"|\S*oneDNN custom operations are on"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"  # cpu_feature_guard's second line
 )
 
 # The slowest check trains a small model for a few seconds; 60 s leaves room on a busy machine.

@@ -24,18 +24,21 @@ core) / 3,600 s, and the coordinator's serial part (sanitize + score, one writer
 too: 10,000 x its seconds per submission < 3,600 s.
 
 Timings depend on what else the machine runs; the ratios compare measurements of the same run.
-Exit status 1 if the gradebooks differ.
+Writes the figures to benchmarks/results/bench_grader_dask.json (README's figures come from that file,
+tools/update_readme_figures.py). Exit status 1 if the gradebooks differ.
 """
 
 import argparse
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import nbformat
@@ -256,6 +259,7 @@ def main():
                   f"{TARGET_SUBMISSIONS * coordinator / 60:.0f} min for {TARGET_SUBMISSIONS:,} "
                   f"({'fits' if TARGET_SUBMISSIONS * coordinator < TARGET_SECONDS else 'does NOT fit'} in the hour)")
         figures = {"command": " ".join(["benchmarks/bench_grader_dask.py", *sys.argv[1:]]), "n": n,
+                   "date": date.today().isoformat(), "cpus": os.cpu_count(),
                    "configurations": {name: {"batch_seconds": round(results[name]["seconds"], 1),
                                              "seconds_per_submission": round(results[name]["seconds"] / n, 2),
                                              "submissions_per_minute": round(60 * n / results[name]["seconds"], 1)}

@@ -35,6 +35,7 @@ def accuracy_class(units, activation, loss, labels):
     return type(built.metrics[-1].metrics[0])
 
 
+@pytest.mark.claim("readme.cheat-sheet")
 def test_the_page_lists_every_task_row_and_every_pitfall():
     text = PAGE.read_text()
     for row in LOSS_TABLE:
@@ -44,6 +45,7 @@ def test_the_page_lists_every_task_row_and_every_pitfall():
     assert len(cheat_sheet.PITFALLS) == 7  # one test below for each
 
 
+@pytest.mark.claim("keras.accuracy-from-shapes")
 def test_pitfall_accuracy_looks_at_shapes_not_at_the_loss():
     two_labels = np.array([0.0, 1.0, 1.0, 0.0])
     assert accuracy_class(1, "sigmoid", "binary_crossentropy", two_labels) is BinaryAccuracy
@@ -56,6 +58,7 @@ def test_pitfall_accuracy_looks_at_shapes_not_at_the_loss():
     assert BinaryAccuracy().get_config()["threshold"] == 0.5 and BinaryAccuracy(threshold=0.0).threshold == 0.0
 
 
+@pytest.mark.claim("l1.misspelled-loss")
 def test_pitfall_a_misspelled_loss_is_found_at_fit_not_at_compile():
     built = model(1, "sigmoid", "binary_crossentropi")  # no error
     with pytest.raises(ValueError, match="Could not interpret loss identifier: binary_crossentropi"):
@@ -64,6 +67,7 @@ def test_pitfall_a_misspelled_loss_is_found_at_fit_not_at_compile():
         Sequential([Input(shape=(2,)), Dense(1)]).compile(optimizer="adamm", loss="mse")
 
 
+@pytest.mark.claim("l3.label-format-errors")
 def test_pitfall_labels_in_the_format_the_loss_expects():
     X, classes = np.zeros((6, 2), dtype="float32"), np.array([0, 1, 2, 0, 1, 2])
     with pytest.raises(ValueError, match="shape"):
@@ -75,6 +79,7 @@ def test_pitfall_labels_in_the_format_the_loss_expects():
     model(3, "softmax", "categorical_crossentropy").fit(X, one_hot, epochs=1, verbose=0)  # the fix works
 
 
+@pytest.mark.claim("l3.clipping")
 def test_pitfall_no_sigmoid_no_from_logits_clips_and_gives_zero_gradient():
     raw = tf.Variable([[-2.0], [0.5], [3.0]])
     with tf.GradientTape() as tape:
@@ -87,6 +92,7 @@ def test_pitfall_no_sigmoid_no_from_logits_clips_and_gives_zero_gradient():
     assert np.all(tape.gradient(fixed, raw).numpy() != 0)
 
 
+@pytest.mark.claim("l4.f1-threshold")
 def test_pitfall_f1score_needs_a_threshold_for_one_sigmoid_output():
     y = np.array([[1.0], [0.0], [0.0], [1.0]])
     p = np.array([[0.9], [0.1], [0.2], [0.3]])
@@ -98,6 +104,7 @@ def test_pitfall_f1score_needs_a_threshold_for_one_sigmoid_output():
     assert float(np.squeeze(with_threshold.result())) == pytest.approx(2 * 1 / (2 * 1 + 0 + 1), abs=1e-5)
 
 
+@pytest.mark.claim("l4.accuracy-as-loss")
 def test_pitfall_accuracy_cannot_be_a_loss():
     X, y = np.zeros((4, 2), dtype="float32"), np.array([0.0, 1.0, 1.0, 0.0])
     with pytest.raises(ValueError, match="Could not interpret loss identifier: accuracy"):
@@ -106,6 +113,7 @@ def test_pitfall_accuracy_cannot_be_a_loss():
         model(1, "sigmoid", tf.keras.metrics.binary_accuracy).fit(X, y, epochs=1, verbose=0)
 
 
+@pytest.mark.claim("l4.imbalanced")
 def test_pitfall_on_imbalanced_data_accuracy_flatters():
     y = np.zeros(1000)
     y[:50] = 1  # 5 % positives
@@ -114,6 +122,7 @@ def test_pitfall_on_imbalanced_data_accuracy_flatters():
     assert float(metric.result()) == pytest.approx(0.95)
 
 
+@pytest.mark.claim("readme.cheat-sheet")
 def test_optimizer_strings_give_the_defaults_the_page_lists():
     defaults = cheat_sheet.optimizer_defaults()
     assert defaults["Adam"] == {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}

@@ -35,6 +35,7 @@ def test_a_cross_entropy_that_clips_in_place_is_right(extremes, capsys):
     assert capsys.readouterr().out.startswith("✓")
 
 
+@pytest.mark.claim("readme.judged-outside", "readme.no-eq-cheat")
 def test_answers_cross_as_plain_data_only():
     class Sneaky(str):
         def __eq__(self, other):
@@ -57,3 +58,36 @@ def test_a_function_answer_gets_copies_of_its_inputs():
     kept = np.ones(3)
     assert LocalAnswer("clobber", clobber).call(kept) == 0.0
     assert kept.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.claim("readme.check-messages")
+def test_a_failed_check_prints_one_message_not_a_traceback(capsys):
+    """In IPython (the student's kernel) a failed check shows its message and hint, no traceback; IPython still
+    records an error, so nbgrader scores the cell 0."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.user_ns["check"] = check
+    result = shell.run_cell("check.fail('q1_answer must be one letter', hint='put the letter in quotes')")
+    shown = capsys.readouterr().out
+    assert isinstance(result.error_in_exec, check.CheckFailed)
+    assert shown.splitlines() == ["\x1b[1;31m✗ Not yet:\x1b[0m q1_answer must be one letter",
+                                  "  Hint: put the letter in quotes"]
+    assert "Traceback" not in shown
+
+
+@pytest.mark.claim("readme.tensorflow-stderr")
+def test_the_checks_silence_warnings_while_student_code_runs(recwarn):
+    """nbgrader scores a test cell 0 when it writes to stderr: a warning from the student's code, which a kernel
+    would print there, must not even be issued while a check runs that code."""
+    import warnings
+
+    def noisy():
+        warnings.warn("a warning from the student's own code", UserWarning)
+        return 1.0
+
+    warnings.simplefilter("always")  # as a fresh kernel shows every warning once; recwarn records what is shown
+    assert LocalAnswer("noisy", noisy).call() == 1.0
+    assert [str(w.message) for w in recwarn] == []
+    noisy()
+    assert len(recwarn) == 1, "outside a check the same warning is shown: the test can tell"

@@ -55,6 +55,7 @@ def submitted(workspace, person, name="quiz.ipynb"):
     return workspace / "submitted" / person.sis_id / "quiz" / name
 
 
+@pytest.mark.claim("readme.roster")
 def test_canvas_gradebook_export_is_the_roster(template, people):
     from nbgrader.api import Gradebook
 
@@ -69,6 +70,7 @@ def test_canvas_gradebook_export_is_the_roster(template, people):
     assert record["students"][people[0].sis_id]["fields"]["Section"] == people[0].section
 
 
+@pytest.mark.claim("readme.roster")
 def test_roster_reports_the_test_student_and_bad_files(template, tmp_path, people):
     roster = tmp_path / "gradebook.csv"
     roster.write_text(canvas_gradebook_csv(people[:2]))
@@ -84,6 +86,7 @@ def test_roster_reports_the_test_student_and_bad_files(template, tmp_path, peopl
     assert result.returncode == 2 and "--worksheet" in result.stderr
 
 
+@pytest.mark.claim("readme.collect")
 def test_canvas_zip_is_collected_from_the_zip_itself_and_from_its_folder(workspace, tmp_path, people):
     export = CanvasExport()
     for person in people[:5]:
@@ -101,6 +104,7 @@ def test_canvas_zip_is_collected_from_the_zip_itself_and_from_its_folder(workspa
     assert (tree_digest(tmp_path / "unzipped"), archive.read_bytes()) == before  # the export is only read
 
 
+@pytest.mark.claim("readme.collect-canvas")
 def test_newest_upload_is_the_largest_canvas_attachment_never_the_zip_entry_time(workspace, tmp_path, people):
     first, second = people[0], people[1]
     export = CanvasExport()
@@ -119,6 +123,7 @@ def test_newest_upload_is_the_largest_canvas_attachment_never_the_zip_entry_time
     assert "older uploads, not graded" in out
 
 
+@pytest.mark.claim("readme.collect-canvas")
 def test_canvas_late_marker_becomes_nbgrader_timestamp_at_the_due_second(workspace, tmp_path, people):
     on_time, late = people[0], people[1]
     export = CanvasExport()
@@ -139,6 +144,7 @@ def test_canvas_late_marker_becomes_nbgrader_timestamp_at_the_due_second(workspa
     assert seconds_late == {on_time.sis_id: timedelta(0), late.sis_id: timedelta(seconds=1)}
 
 
+@pytest.mark.claim("readme.collect")
 def test_unmatched_files_are_kept_with_a_suggestion_that_match_accepts(workspace, tmp_path, people):
     renamed, copied, zipped, unknown = people[0], people[1], people[2], people[3]
     export = CanvasExport()
@@ -171,6 +177,7 @@ def test_unmatched_files_are_kept_with_a_suggestion_that_match_accepts(workspace
     assert submitted(workspace, zipped).read_bytes() == quiz(workspace, "D")
 
 
+@pytest.mark.claim("readme.collect")
 def test_match_names_must_exist(workspace, tmp_path, people):
     export = CanvasExport()
     export.add(people[0], "quiz.ipynb", quiz(workspace))
@@ -184,6 +191,7 @@ def test_match_names_must_exist(workspace, tmp_path, people):
     assert result.returncode == 2 and "neither a folder nor a readable zip" in result.stderr
 
 
+@pytest.mark.claim("readme.collect-moodle", "suite.lms-path")
 @pytest.mark.parametrize("layout", ["folders", "folders-4.1", "flat"])
 def test_moodle_download_with_its_grading_worksheet(template, tmp_path, people, layout):
     workspace = copy_workspace(template, tmp_path / "ws")
@@ -217,6 +225,7 @@ def test_moodle_download_with_its_grading_worksheet(template, tmp_path, people, 
     assert stamps == [datetime(2026, 3, 1, 23, 59), datetime(2026, 3, 2, 0, 0)]
 
 
+@pytest.mark.claim("readme.collect-folders")
 def test_plain_folders_keep_nbgrader_timestamps(workspace, tmp_path, people):
     export = tmp_path / "exchange"
     for person, stamp in ((people[0], "2026-03-01 23:59:00.000000 UTC"), (people[1], None)):
@@ -231,6 +240,7 @@ def test_plain_folders_keep_nbgrader_timestamps(workspace, tmp_path, people):
     assert not (submitted(workspace, people[1]).parent / "timestamp.txt").exists()
 
 
+@pytest.mark.claim("readme.collect")
 def test_collecting_again_keeps_what_it_replaces(workspace, tmp_path, people):
     first = CanvasExport()
     first.add(people[0], "quiz.ipynb", quiz(workspace, "A"))
@@ -243,6 +253,7 @@ def test_collecting_again_keeps_what_it_replaces(workspace, tmp_path, people):
     assert [p.read_bytes() for p in kept] == [quiz(workspace, "A")]
 
 
+@pytest.mark.claim("readme.release")
 def test_due_dates_from_the_workspace_config_in_its_time_zone(workspace):
     with open(workspace / "nbgrader_config.py", "a") as config:
         config.write('c.CourseGrader.timezone = "Europe/Berlin"\nc.CourseGrader.due_dates = {"quiz": "2026-03-01 23:59"}\n')
@@ -254,3 +265,24 @@ def test_due_dates_from_the_workspace_config_in_its_time_zone(workspace):
         assert gradebook.find_assignment("quiz").duedate == datetime(2026, 3, 1, 22, 59)
     result = grader("release", "quiz", "--due", "soon", workspace=workspace, check=False)
     assert result.returncode == 2 and "cannot read 'soon' as a date" in result.stderr
+
+
+@pytest.mark.claim("readme.roster")
+def test_a_students_id_is_the_sis_id_else_the_login_else_the_email_else_the_lms_id(tmp_path):
+    """README's rule for a student's id in the gradebook, row by row of a Canvas gradebook export."""
+    from grader.lms import read_roster
+
+    export = tmp_path / "canvas.csv"
+    export.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Quiz (5001)\n"
+                      "    Points Possible,,,,,9.00\n"
+                      "\"Doe, Jane\",1001,S-17,jdoe@uni.example,A,\n"     # the SIS User ID
+                      "\"Roe, Rick\",1002,,rroe,A,\n"                      # else the login
+                      "\"Poe, Pia\",1003,,pia.poe@uni.example,A,\n"       # else the e-mail's local part
+                      "\"Moe, Max\",1004,,,A,\n")                         # else Canvas's user id
+    roster = read_roster(export)
+    assert [(s.id, s.lms_user_id) for s in roster.students] == [
+        ("S-17", "1001"), ("rroe", "1002"), ("pia.poe", "1003"), ("1004", "1004")]
+    moodle = tmp_path / "moodle.csv"
+    moodle.write_text("First name,Last name,ID number,Email address\nJane,Doe,M-9,jdoe@uni.example\n"
+                      "Rick,Roe,,rroe@uni.example\n")
+    assert [s.id for s in read_roster(moodle).students] == ["M-9", "rroe"]  # Moodle: ID number, else the e-mail's

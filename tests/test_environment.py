@@ -20,17 +20,20 @@ import sync_environment  # noqa: E402
 import coursekit  # noqa: E402
 
 
+@pytest.mark.claim("readme.binder", "readme.pins")
 def test_environment_yml_is_generated_from_pyproject():
     assert (ROOT / "environment.yml").read_text() == sync_environment.render(), (
         "environment.yml is out of date: run .venv/bin/python tools/sync_environment.py"
     )
 
 
+@pytest.mark.claim("readme.pins")
 def test_every_pin_is_exact():
     for requirement in map(Requirement, sync_environment.pinned_requirements()):
         assert str(requirement.specifier).startswith("=="), f"{requirement} is not pinned exactly"
 
 
+@pytest.mark.claim("course.versions", "readme.pins", "readme.real-keras")
 def test_this_environment_has_the_pinned_versions():
     wrong = {}
     for requirement in map(Requirement, sync_environment.pinned_requirements()):
@@ -40,6 +43,7 @@ def test_this_environment_has_the_pinned_versions():
     assert wrong == {}
 
 
+@pytest.mark.claim("course.quiet-tensorflow", "readme.tensorflow-stderr")
 def test_the_python3_kernel_silences_tensorflow():
     spec = KernelSpecManager().get_kernel_spec("python3")
     assert Path(spec.argv[0]).resolve().parent == Path(sys.executable).resolve().parent, (
@@ -58,6 +62,7 @@ def test_shell_scripts_parse(script):
     subprocess.run(["bash", "-n", str(ROOT / script)], check=True)
 
 
+@pytest.mark.claim("readme.ci")
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "./run test" in readme
@@ -66,6 +71,7 @@ def test_ci_runs_the_readme_test_command():
     assert any(line.strip().startswith("./run test") for line in ci_commands)
 
 
+@pytest.mark.claim("readme.run")
 def test_run_without_python_311_says_what_is_missing(tmp_path):
     """On a machine whose only Python is 3.9, ./run explains instead of failing obscurely."""
     repo = tmp_path / "repo"
@@ -87,6 +93,7 @@ def test_run_without_python_311_says_what_is_missing(tmp_path):
     assert not (repo / ".venv").exists()
 
 
+@pytest.mark.claim("readme.run")
 def test_run_without_a_command_prints_usage():
     result = subprocess.run([str(ROOT / "run")], capture_output=True, text=True)
     assert result.returncode == 2
@@ -95,6 +102,7 @@ def test_run_without_a_command_prints_usage():
     assert result.returncode == 1 and "unknown command 'tset'" in result.stderr
 
 
+@pytest.mark.claim("readme.run")
 def test_run_lab_serves_lesson_one(tmp_path):
     """The README's set-up command ends with JupyterLab serving lesson 1 and the course kernel."""
     import signal
@@ -132,3 +140,28 @@ def test_run_lab_serves_lesson_one(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.mark.claim("readme.run")
+def test_run_reinstalls_only_when_the_pins_change():
+    """./run stamps .venv/ with a digest of pyproject.toml, run and the installer, and installs again only when the
+    digest differs: this environment's stamp is the digest of the files as they are."""
+    import hashlib
+
+    stamp = ROOT / ".venv" / ".installed"
+    digest = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in
+                                     ("pyproject.toml", "run", "course/coursekit/install.py"))).hexdigest()
+    assert stamp.read_text().strip() == digest, "the environment is older than pyproject.toml: run ./run test"
+    assert 'if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]' in (ROOT / "run").read_text()
+
+
+@pytest.mark.claim("readme.bubblewrap")
+def test_run_installs_the_system_packages_the_grader_and_the_tests_need():
+    """./run test installs Debian's bubblewrap (the grader's sandbox) and postgresql (the tests' server) when
+    missing; here they are installed."""
+    script = (ROOT / "run").read_text()
+    function = script[script.index("ensure_system_packages() {"):script.index("\n}\n", script.index("ensure_system_packages() {"))]
+    assert "missing+=(bubblewrap)" in function and "missing+=(postgresql)" in function and "apt-get install" in function
+    test_command = script[script.index("    test)"):]
+    assert test_command.index("ensure_system_packages") < test_command.index("pytest")
+    assert shutil.which("bwrap")

@@ -1,6 +1,7 @@
 """The student release is exactly what nbgrader makes from solutions/, and leaks nothing."""
 
 import html as html_lib
+import os
 import re
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def test_there_are_assignments_and_secrets():
     assert len(secret_lines()) > 30
 
 
+@pytest.mark.claim("readme.nbgrader", "readme.nbgrader-folders")
 def test_committed_release_is_what_nbgrader_generates(tmp_path):
     course = Course(tmp_path)
     release_exercises.release(course.root)
@@ -51,6 +53,7 @@ def test_committed_release_is_what_nbgrader_generates(tmp_path):
             f"exercises/{relative} differs from its release: run .venv/bin/python tools/release_exercises.py")
 
 
+@pytest.mark.claim("readme.nothing-leaks")
 @pytest.mark.parametrize("path", notebooks_under("exercises"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_release_contains_no_solution_hidden_test_or_model_answer(path):
     text = path.read_text()
@@ -62,6 +65,7 @@ def test_release_contains_no_solution_hidden_test_or_model_answer(path):
         assert answer[:60] not in text
 
 
+@pytest.mark.claim("readme.feedback", "readme.nbgrader-folders", "readme.nothing-leaks")
 def test_student_feedback_shows_no_hidden_tests(tmp_path):
     """Grade an unanswered submission of every assignment, then read the feedback a student gets."""
     course = Course(tmp_path)
@@ -106,6 +110,7 @@ def test_test_cells_read_answers_only_through_check_answered(path):
             assert "check.answered(" in cell.source, grading["grade_id"]
 
 
+@pytest.mark.claim("readme.nothing-leaks")
 def test_feedback_never_quotes_a_hidden_test_that_failed_with_an_ordinary_error(tmp_path):
     """A student who deleted the quiz's set-up cell makes its hidden tests fail with a NameError under
     stock nbgrader (tests run in the student's kernel, no rebuild). IPython's traceback quotes the
@@ -131,6 +136,7 @@ def test_feedback_never_quotes_a_hidden_test_that_failed_with_an_ordinary_error(
     assert [line for line in hidden if line in html] == [] and 'key="B"' not in html
 
 
+@pytest.mark.claim("readme.two-modes")
 def test_a_class_release_made_by_course_grader_contains_no_key(tmp_path):
     """What an instructor hands out (`course-grader release`) holds no solution, hidden test or key."""
     import subprocess
@@ -146,3 +152,27 @@ def test_a_class_release_made_by_course_grader_contains_no_key(tmp_path):
         assert "BEGIN HIDDEN TESTS" not in text and "misconceptions" not in text
         sources = "\n".join(cell.source for cell in nbformat.reads(text, as_version=4).cells)
         assert [line for line in secrets if line in sources] == [], path
+
+
+@pytest.mark.claim("readme.tensorflow-stderr")
+def test_tensorflow_log_lines_never_reach_a_score():
+    """nbgrader scores a test cell 0 when it writes to stderr. What TensorFlow really writes there (its start-up
+    lines and a retracing warning, from a Python without the course's silencing) is dropped by the course's
+    IgnorePattern before grading; any other stderr output stays and still costs the points."""
+    import subprocess
+
+    from nbgrader.preprocessors import IgnorePattern
+    from traitlets.config.loader import PyFileConfigLoader
+
+    script = ("import tensorflow as tf\n@tf.function\ndef f(x):\n    return x\nfor i in range(6):\n    f(float(i))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    logged = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300).stderr
+    records = logged.strip().splitlines()  # line by line: a kernel may send any line as an output of its own
+    assert any("WARNING:tensorflow" in r for r in records) and any("absl::InitializeLog" in r for r in records)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert config.IgnorePattern.enabled is True
+    outputs = [nbformat.v4.new_output("stream", name="stderr", text=record + "\n") for record in records]
+    other = nbformat.v4.new_output("stream", name="stderr", text="UserWarning: a student's own warning\n")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass", outputs=[*outputs, other])])
+    IgnorePattern(config=config).preprocess(notebook, {})
+    assert notebook.cells[0].outputs == [other]

@@ -53,6 +53,7 @@ def max_difference(left, right):
     return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(left, right))
 
 
+@pytest.mark.claim("l2.fast-trainer-equals-fit")
 def test_fast_path_reaches_the_weights_of_model_fit_on_the_same_batches(moons):
     X, y = moons
     model = seeded_model()
@@ -82,6 +83,7 @@ def test_without_shuffling_one_fit_call_gives_the_same_weights(moons):
     np.testing.assert_allclose(logs["loss"], history.history["loss"], atol=TOLERANCE, rtol=0)
 
 
+@pytest.mark.claim("l2.no-retrace")
 def test_no_retracing_when_the_sliders_move(moons):
     X, y = moons
     trainer = FastTrainer(seeded_model(), X, y, epochs=2, batch_size=32)
@@ -94,6 +96,7 @@ def test_no_retracing_when_the_sliders_move(moons):
     assert len(finals) == 4, "each setting must really train differently"
 
 
+@pytest.mark.claim("course.seeded", "l2.retrainer-model")
 def test_training_is_repeatable_and_starts_from_the_initial_weights(moons):
     X, y = moons
     model = seeded_model()
@@ -134,6 +137,7 @@ def test_a_tunable_optimizer_equals_a_fresh_one_with_those_settings(optimizer_cl
     np.testing.assert_array_equal(keras_updates(tunable, start, gradients), expected)
 
 
+@pytest.mark.claim("l2.momentum")
 def test_tunable_momentum_of_zero_is_plain_sgd():
     rng = np.random.default_rng(6)
     start, gradients = rng.normal(size=3), rng.normal(size=(5, 3))
@@ -162,6 +166,7 @@ def eager_path(name, surface, steps, settings):
     return np.array(path)
 
 
+@pytest.mark.claim("l2.trajectories-are-keras")
 def test_trajectories_are_what_the_keras_optimizers_do_step_by_step():
     runner = TrajectoryRunner()
     settings = {"learning_rate": 0.003, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}
@@ -196,6 +201,7 @@ def test_trajectory_runner_settings_not_given_are_kerass_defaults():
     np.testing.assert_array_equal(default.paths["Adam"], TrajectoryRunner().run("bowl", steps=3).paths["Adam"])
 
 
+@pytest.mark.claim("l2.xla")
 def test_xla_compiled_trainer_matches_fit_to_float32_rounding(moons):
     """Lesson 2, Going further C: the widget's trainer (jit_compile=True) agrees with fit within 1e-5."""
     X, y = moons

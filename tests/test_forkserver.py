@@ -73,6 +73,7 @@ def server():
     server.remove()
 
 
+@pytest.mark.claim("readme.sandbox", "readme.world-per-notebook")
 def test_the_kernel_sees_only_its_folder_and_the_allowed_system(server, tmp_path):
     """Allow-list sandbox (grader.sandbox) and job isolation (grader.zygote.isolate)."""
     planted = ROOT.parent / f"planted-{secrets.token_hex(4)}.txt"  # beside the repository, e.g. another course
@@ -86,11 +87,13 @@ def test_the_kernel_sees_only_its_folder_and_the_allowed_system(server, tmp_path
             "'/tmp/spool', '/tmp/cgroup', '/sys/fs/cgroup']]))",
             "try:\n    open(os.path.join(sys.prefix, 'planted'), 'w')\nexcept OSError as error:\n"
             "    print(error.errno, error.strerror)",
-            "print(os.getuid(), os.getpid())"))
+            "print(os.getuid(), os.getpid())",
+            "print(open('/etc/passwd').read())"))
     finally:
         planted.unlink()
-    listing, exists, write, ids = printed(out)
+    listing, exists, write, ids, passwd = printed(out)
     cwd, here, root, tmp, home = json.loads(listing)
+    assert [line.split(":")[0] for line in passwd.splitlines() if line] == ["sandbox"], "not the host's passwd"
     assert cwd == "/tmp/submission" and here == [".home"], "the kernel's folder holds nothing but its home"
     assert home == [] or set(home) <= {".ipython", ".matplotlib", "runtime", "data", "kernel.json", ".cache"}
     assert set(root) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp", "usr", "var",
@@ -104,6 +107,7 @@ def test_the_kernel_sees_only_its_folder_and_the_allowed_system(server, tmp_path
         assert uid == "65534"
 
 
+@pytest.mark.claim("readme.caps", "readme.sandbox")
 def test_the_sandbox_is_an_unprivileged_host_user_even_for_root(server):
     """grader.launch drops root before bubblewrap: the kernel is uid 65534 on the host too."""
     executed = {}
@@ -119,6 +123,14 @@ def test_the_sandbox_is_an_unprivileged_host_user_even_for_root(server):
     folders = server.cgroups.folders if server.cgroups else {}
     pids_folder = folders.get("pids") or folders.get("unified")
     jobs = [p for p in pids_folder.iterdir() if p.is_dir() and p.name.startswith("job-")]
+    cpu_folder = folders.get("cpu") or folders.get("unified")
+    quotas = []  # the notebook's CPU quota: one core (Limits.cpus), as cgroup v1's cfs files or v2's cpu.max
+    for job in (p for p in cpu_folder.iterdir() if p.is_dir() and p.name.startswith("job-")):
+        if (job / "cpu.max").exists():
+            quota, period = (job / "cpu.max").read_text().split()
+        else:
+            quota, period = (job / "cpu.cfs_quota_us").read_text(), (job / "cpu.cfs_period_us").read_text()
+        quotas.append(int(quota) / int(period))
     host_uids = set()
     for job in jobs:
         for pid in (job / "cgroup.procs").read_text().split():
@@ -127,10 +139,12 @@ def test_the_sandbox_is_an_unprivileged_host_user_even_for_root(server):
     thread.join()
     assert printed(executed["out"]) == ["done\n"]
     assert host_uids, "the notebook's processes were not found in its cgroup"
+    assert quotas == [LIMITS.cpus] == [1.0], f"CPU quota in cores: {quotas}"
     expected = 65534 if os.geteuid() == 0 else os.getuid()
     assert host_uids == {expected}, f"the kernel runs as host uid {host_uids}"
 
 
+@pytest.mark.claim("readme.judged-outside", "readme.world-per-notebook")
 def test_no_test_source_or_key_ever_reaches_the_kernel(server):
     """The driver runs test cells itself (grader.judge); the kernel only answers typed requests, and
     was forked before anything of the job was read (grader.zygote)."""
@@ -171,6 +185,7 @@ def test_no_test_source_or_key_ever_reaches_the_kernel(server):
     assert verdicts[0]["answers"] == {"answer": "A"}
 
 
+@pytest.mark.claim("readme.judged-outside")
 def test_answers_are_read_where_the_test_stands(server):
     """Answers come from the kernel at the test's position (grader.driver): a later cell that
     changes the answer changes nothing."""
@@ -183,6 +198,7 @@ def test_answers_are_read_where_the_test_stands(server):
     assert [(v["grade_id"], v["passed"]) for v in verdicts] == [("first", False), ("second", True)]
 
 
+@pytest.mark.claim("readme.judged-outside")
 def test_functions_get_copies_of_their_inputs(server):
     """An answer function that updates its arrays in place is judged on what it returns, not on
     inputs it changed (coursekit.answers copies arguments in and results out)."""
@@ -195,6 +211,7 @@ def test_functions_get_copies_of_their_inputs(server):
     assert verdicts[0]["passed"], verdicts[0]
 
 
+@pytest.mark.claim("readme.caps")
 def test_a_multi_process_memory_bomb_is_capped_for_the_whole_notebook(server):
     """Per-notebook memory cap (grader.cgroups): three children of 1.5 GiB each stay under 2 GiB together."""
     limits = Limits(wall_seconds=90, cell_seconds=40, memory_mib=2048, max_processes=128)
@@ -211,6 +228,7 @@ def test_a_multi_process_memory_bomb_is_capped_for_the_whole_notebook(server):
     assert printed(run(server, notebook("print(6 * 7)"))) == ["42\n"], "the next notebook runs normally"
 
 
+@pytest.mark.claim("readme.caps")
 def test_a_fork_bomb_hits_the_process_cap(server):
     """Per-notebook process cap (grader.cgroups pids)."""
     limits = Limits(wall_seconds=90, cell_seconds=30, memory_mib=2048, max_processes=64)
@@ -225,6 +243,7 @@ def test_a_fork_bomb_hits_the_process_cap(server):
     assert printed(run(server, notebook("print(6 * 7)"))) == ["42\n"]
 
 
+@pytest.mark.claim("readme.world-per-notebook")
 def test_proc_shows_only_the_notebook_s_own_processes(server):
     """Each kernel mounts the /proc of its own PID namespace (grader.zygote._init)."""
     out = run(server, notebook(
@@ -238,6 +257,7 @@ def test_proc_shows_only_the_notebook_s_own_processes(server):
     assert umount == "-1\n"
 
 
+@pytest.mark.claim("readme.world-per-notebook")
 def test_nothing_a_notebook_leaves_behind_reaches_the_next(server):
     leave = notebook(
         # a daemon (double fork, new session) that would outlive the notebook...
@@ -254,6 +274,7 @@ def test_nothing_a_notebook_leaves_behind_reaches_the_next(server):
     assert leftovers == "", "a process started by a notebook outlived it"
 
 
+@pytest.mark.claim("readme.caps")
 def test_a_notebook_past_its_wall_time_is_stopped_and_the_worker_goes_on(server):
     limits = Limits(wall_seconds=8, cell_seconds=20)
     with pytest.raises(forkserver.JobFailed, match="longer than 8 s"):
@@ -278,6 +299,7 @@ def test_a_dead_zygote_is_replaced(server):
     assert printed(run(server, notebook("print('again')"))) == ["again\n"]
 
 
+@pytest.mark.claim("readme.user-namespaces")
 def test_a_machine_that_cannot_isolate_notebooks_is_refused_with_the_reason(monkeypatch):
     """Where user namespaces cannot be nested (some containers), grading stops before the batch with
     the reason, instead of failing every notebook. bubblewrap's --disable-userns makes that machine."""

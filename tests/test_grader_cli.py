@@ -34,6 +34,7 @@ def workspace(tmp_path_factory):
     return workspace
 
 
+@pytest.mark.claim("readme.progress")
 def test_the_progress_line_names_what_runs_and_for_how_long(workspace):
     env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "200"}  # rich draws its live display as on a terminal
     result = subprocess.run([CLI, "autograde", "quiz", "--workers", "1", "--workspace", str(workspace)],
@@ -44,6 +45,7 @@ def test_the_progress_line_names_what_runs_and_for_how_long(workspace):
     assert max(seconds) >= 4, "the running notebook's time did not grow"
 
 
+@pytest.mark.claim("readme.progress")
 def test_ctrl_c_keeps_what_was_graded_and_says_how_to_resume(workspace):
     state = workspace / "autograde-state" / "quiz"
     for old in state.glob("*.json"):
@@ -65,6 +67,7 @@ def test_ctrl_c_keeps_what_was_graded_and_says_how_to_resume(workspace):
     assert f"skipped {graded} already graded" in resumed.stdout and f"graded {5 - graded} submissions" in resumed.stdout
 
 
+@pytest.mark.claim("readme.course-grader")
 def test_every_command_has_help():
     commands = ["init", "roster", "release", "collect", "autograde", "formgrader", "feedback", "export", "report"]
     main = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=60)
@@ -74,6 +77,7 @@ def test_every_command_has_help():
         assert result.returncode == 0 and "Usage:" in result.stdout and "--help" in result.stdout, command
 
 
+@pytest.mark.claim("readme.bubblewrap")
 def test_without_bubblewrap_autograde_says_how_to_install_it(workspace, tmp_path):
     """A PATH without bwrap (a machine where it is not installed)."""
     bin_dir = tmp_path / "bin"
@@ -85,6 +89,7 @@ def test_without_bubblewrap_autograde_says_how_to_install_it(workspace, tmp_path
     assert "bubblewrap" in result.stderr and "apt-get install bubblewrap" in result.stderr, result.stderr
 
 
+@pytest.mark.claim("readme.resume")
 def test_resume_grades_again_after_a_changed_test_or_limit(workspace):
     """--resume skips a student only if the submitted files, the tests and the limits are what they were."""
     grade = lambda *extra: subprocess.run(  # noqa: E731

@@ -222,12 +222,14 @@ def graded(tmp_path_factory, postgres):
     return result
 
 
+@pytest.mark.claim("readme.dask")
 def test_dask_scores_are_the_points_each_answer_deserves(graded):
     wrong = [f"{student}: got {graded['dask'].get(student)}, expected {expected(student)}"
              for student in SUBMISSIONS if graded["dask"].get(student) != expected(student)]
     assert wrong == [], "\n".join(wrong)
 
 
+@pytest.mark.claim("readme.dask")
 def test_dask_and_local_grading_give_identical_scores(graded):
     local = {student: s for student, s in graded["local"].items() if student != "poison"}
     dask = {student: s for student, s in graded["dask"].items() if student != "poison"}
@@ -239,6 +241,7 @@ def problem_rows(text, student):
     return [row for row in csv.DictReader(io.StringIO(text)) if row["student"] == student]
 
 
+@pytest.mark.claim("readme.dask-failures")
 def test_a_killed_worker_costs_nothing(graded):
     assert len(graded["killed"]) == 1, "the watcher did not find the slow submission running"
     assert not alive(graded["killed"][0])
@@ -247,6 +250,7 @@ def test_a_killed_worker_costs_nothing(graded):
     assert graded["workers_after"] == 2
 
 
+@pytest.mark.claim("readme.dask-failures")
 def test_every_notebook_is_graded_once(graded):
     """The killed worker's notebook ran again elsewhere and finished; the poison never finished. (Dask may
     run a task again when a busy worker misses its heartbeat; the coordinator still takes one result per
@@ -258,6 +262,7 @@ def test_every_notebook_is_graded_once(graded):
     assert f"graded {len(SUBMISSIONS)} submissions" in graded["dask_run"].stdout
 
 
+@pytest.mark.claim("readme.dask-workers")
 def test_workers_count_their_sandboxes_memory_and_give_it_back_when_idle(graded):
     now = graded["memory_now"].values()
     assert any(count >= 1 and memory > 100 * 2**20 and counted >= memory * 0.9 for count, memory, counted in now), now
@@ -265,12 +270,18 @@ def test_workers_count_their_sandboxes_memory_and_give_it_back_when_idle(graded)
         graded["memory_idle"]
 
 
+@pytest.mark.claim("readme.dask-failures")
 def test_a_submission_that_kills_workers_is_failed_with_the_reason(graded):
     rows = problem_rows(graded["problems"], "poison")
     assert len(rows) == 1 and f"killed {ALLOWED_FAILURES + 1} workers" in rows[0]["reason"], rows
+    import dask
+    import distributed  # noqa: F401  (its defaults: README says "default 4" workers)
+
+    assert dask.config.get("distributed.scheduler.allowed-failures") + 1 == 4
     assert graded["dask"]["poison"] == expected("poison")
 
 
+@pytest.mark.claim("readme.dask-workers")
 def test_the_dask_run_prints_the_cluster_and_its_dashboard(graded):
     output = graded["dask_run"].stdout
     assert "2 workers, 2 threads" in output and "dashboard: http://127.0.0.1:" in output
@@ -278,6 +289,7 @@ def test_the_dask_run_prints_the_cluster_and_its_dashboard(graded):
     assert "autograding" in output and "ETA" in output
 
 
+@pytest.mark.claim("readme.resume")
 def test_resume_skips_what_is_graded_and_grades_what_changed(graded):
     assert f"skipped {len(SUBMISSIONS)} already graded" in graded["resume_run"].stdout
     assert "graded 0 submissions" in graded["resume_run"].stdout
@@ -288,6 +300,7 @@ def test_resume_skips_what_is_graded_and_grades_what_changed(graded):
     assert graded["dask_after_resubmission"] == {**graded["dask"], WRONG_THEN_RIGHT: expected("right")}
 
 
+@pytest.mark.claim("readme.resume")
 def test_an_interrupted_local_run_resumes(graded):
     recorded = graded["recorded_before_interrupt"]
     assert 3 <= recorded < len(SUBMISSIONS), "the interruption came after every student was graded"
@@ -298,6 +311,7 @@ def test_an_interrupted_local_run_resumes(graded):
 
 
 
+@pytest.mark.claim("readme.dask-workers")
 def test_a_worker_that_cannot_cap_notebooks_is_refused_before_the_batch(graded, tmp_path):
     """The grader checks every worker (grader.distributed.check_worker) before sending any notebook: a worker
     without usable cgroups (made here by pointing it at an empty cgroup root) stops the batch with the reason."""

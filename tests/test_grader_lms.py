@@ -128,6 +128,7 @@ def test_no_library_warnings_in_normal_output(batch):
         assert "Warning" not in output, output
 
 
+@pytest.mark.claim("readme.release", "suite.lms-path")
 def test_late_resubmitted_and_boundary_files_get_the_grades_they_deserve(batch):
     roles, got = batch["roles"], scores(batch["workspace"])
     assert got[roles["on time"].sis_id] == (5.0, 0.0, False)      # 5 autograded points; explanations left blank
@@ -139,6 +140,7 @@ def test_late_resubmitted_and_boundary_files_get_the_grades_they_deserve(batch):
     assert roles["renamed"].sis_id not in got and roles["not submitted"].sis_id not in got
 
 
+@pytest.mark.claim("readme.export", "suite.lms-path")
 def test_canvas_export_is_what_canvas_imports(batch):
     workspace, roles = batch["workspace"], batch["roles"]
     out = grader("export", "--format", "canvas", workspace=workspace).stdout
@@ -164,6 +166,7 @@ def test_canvas_export_is_what_canvas_imports(batch):
     assert with_provisional[str(roles["pending"].canvas_id)][6] != ""
 
 
+@pytest.mark.claim("readme.export")
 def test_moodle_export_maps_rows_by_email(batch):
     workspace = batch["workspace"]
     grader("export", "--format", "moodle", "--assignment", "quiz", workspace=workspace)
@@ -173,6 +176,7 @@ def test_moodle_export_maps_rows_by_email(batch):
     assert [person.first, person.last, str(person.canvas_id), person.email, "5"] in rows
 
 
+@pytest.mark.claim("readme.feedback")
 def test_feedback_waits_for_the_human_grades(batch):
     workspace, roles = batch["workspace"], batch["roles"]
     out = grader("feedback", "quiz", workspace=workspace).stdout
@@ -183,6 +187,7 @@ def test_feedback_waits_for_the_human_grades(batch):
     assert "Score: 5.0 / 9.0" in html
 
 
+@pytest.mark.claim("readme.report")
 def test_report_shows_questions_pending_answers_and_the_copied_pair(batch):
     workspace, roles = batch["workspace"], batch["roles"]
     out = grader("report", "quiz", workspace=workspace).stdout
@@ -199,6 +204,7 @@ def test_report_shows_questions_pending_answers_and_the_copied_pair(batch):
     assert (workspace / "reports" / "quiz-report.png").stat().st_size > 10_000
 
 
+@pytest.mark.claim("readme.export")
 def test_hand_grades_make_a_provisional_grade_final(batch):
     workspace, student = batch["workspace"], batch["roles"]["graded by hand"].sis_id
     grader("export", workspace=workspace)

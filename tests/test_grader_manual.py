@@ -58,6 +58,7 @@ def workspace(tmp_path_factory):
     return workspace
 
 
+@pytest.mark.claim("readme.hand-grades")
 def test_written_answers_need_a_human_after_autograding(tmp_path):
     workspace = tmp_path / "ws"
     grader("init", workspace)
@@ -69,6 +70,7 @@ def test_written_answers_need_a_human_after_autograding(tmp_path):
     assert written_grades(workspace, "cy") == {"q1_explain": (None, True), "q2_explain": (None, True)}
 
 
+@pytest.mark.claim("readme.hand-grades")
 def test_a_regrade_keeps_hand_grades_of_unchanged_answers(workspace):
     grader("autograde", "quiz", "--workspace", workspace)
     assert written_grades(workspace, "ada") == {"q1_explain": (1.5, False), "q2_explain": (1.5, False)}
@@ -77,6 +79,7 @@ def test_a_regrade_keeps_hand_grades_of_unchanged_answers(workspace):
     assert grades["q2_explain"] == (1.5, False)
 
 
+@pytest.mark.claim("readme.same-path")
 def test_formgrader_s_autograde_keeps_them_too(workspace):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory

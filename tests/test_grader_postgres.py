@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from grader.workspace import Workspace
 from support.nbgrader_course import fill_answers
@@ -206,6 +207,7 @@ CHECKS = [check_the_workspace_uses_the_postgresql_database, check_postgresql_gra
           check_grading_again_on_postgresql_changes_nothing]
 
 
+@pytest.mark.claim("readme.dask")
 def test_one_batch_graded_into_postgresql_and_sqlite(postgres, tmp_path):
     # One test (not one per check) so that pytest-xdist never grades the batch twice.
     graded = grade_on_both(postgres, tmp_path)

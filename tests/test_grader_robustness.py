@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -288,6 +289,7 @@ def scores(workspace):
         return result
 
 
+@pytest.mark.claim("readme.judged-outside", "readme.no-eq-cheat", "readme.rebuilt", "readme.sandbox")
 def test_every_case_gets_its_defined_score(graded):
     wrong = []
     for student, _, expected, _ in graded["cases"]:
@@ -301,6 +303,7 @@ def problem_rows(text):
     return list(csv.DictReader(io.StringIO(text)))
 
 
+@pytest.mark.claim("readme.caps", "readme.failures")
 def test_failures_are_explained(graded):
     rows = problem_rows(graded["problems"])
     for student, _, _, reason in graded["cases"]:
@@ -311,14 +314,28 @@ def test_failures_are_explained(graded):
     assert graded["first"]["wrong-name"] == {k: 0.0 for k in FULL}
 
 
+@pytest.mark.claim("readme.caps")
 def test_a_single_allocation_over_the_process_cap_raises_memory_error(graded):
     """The per-process address-space cap (RLIMIT_AS) turns a 6 GiB allocation into a MemoryError in
     the student's cell; the kernel lives on and the answers are graded."""
     executed = nbformat.read(graded["workspace"] / "autograded/memory-bomb/quiz/quiz.ipynb", as_version=4)
     enames = [o.ename for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert "MemoryError" in enames
+    from grader.limits import Limits
+
+    assert Limits().address_space_mib == 4096, "README: each process has at most 4 GiB of address space"
 
 
+@pytest.mark.claim("readme.caps")
+def test_the_first_line_of_output_names_the_cgroups(graded):
+    """'The first line of output says which cgroups are used' — and the caps they hold."""
+    first = " ".join(graded["output"].split("; time limits")[0].split())  # the console wraps at 80 columns
+    assert first.startswith("grading on this machine with"), first
+    assert re.search(r"; cgroup v[12] \([a-z, ]*memory[a-z, ]*pids[a-z, ]*\): 2048 MiB and 128 processes per notebook$",
+                     first), first
+
+
+@pytest.mark.claim("readme.same-path")
 def test_formgrader_autograde_button_judges_like_the_cli(graded):
     """Formgrader's Autograde button calls nbgrader's API, whose Autograde converter runs the workspace's
     preprocessors: the same sandbox and judge (grader.preprocessors.SandboxedExecute)."""
@@ -337,6 +354,7 @@ def test_formgrader_autograde_button_judges_like_the_cli(graded):
         assert after[student] == graded["first"][student], student
 
 
+@pytest.mark.claim("readme.failures")
 def test_a_one_student_regrade_keeps_the_batch_s_problem_rows(graded):
     workspace = graded["workspace"]
     before = problem_rows(graded["problems"])
@@ -348,6 +366,7 @@ def test_a_one_student_regrade_keeps_the_batch_s_problem_rows(graded):
     assert [r for r in after if r["student"] == "infinite-loop"], "the regraded student's own rows are there again"
 
 
+@pytest.mark.claim("readme.failures")
 def test_grading_twice_gives_the_same_scores(graded):
     assert graded["first"] == graded["second"]
 
@@ -356,16 +375,19 @@ def test_submitted_folder_is_never_modified(graded):
     assert graded["unchanged"]
 
 
+@pytest.mark.claim("readme.sandbox")
 def test_no_network_from_a_submission(graded, listener):
     _, reached = listener
     assert reached == []
 
 
+@pytest.mark.claim("readme.caps")
 def test_nothing_outlives_a_submission(graded):
     leftovers = subprocess.run(["pgrep", "-af", f"sleep {LEFTOVER_MARKER}"], capture_output=True, text=True).stdout
     assert [line for line in leftovers.splitlines() if "pgrep" not in line] == []
 
 
+@pytest.mark.claim("readme.caps")
 def test_without_cgroups_grading_is_refused_with_the_reason_unless_asked(graded):
     """No per-notebook caps (a machine without usable cgroups, made here by pointing the grader at an
     empty cgroup root): autograde refuses before the batch and says why; --no-cgroups grades anyway."""

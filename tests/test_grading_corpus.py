@@ -15,6 +15,7 @@ from support.nbgrader_course import Course
 NOTEBOOKS = sorted({variant.notebook for variant in VARIANTS})
 
 
+@pytest.mark.claim("readme.corpus", "readme.judged-outside", "readme.nbgrader")
 @pytest.mark.parametrize("grader", ["nbgrader", "course-grader"])
 @pytest.mark.parametrize("notebook_path", NOTEBOOKS)
 def test_corpus_scores_exactly_as_expected(notebook_path, grader, tmp_path):
@@ -54,6 +55,7 @@ def test_corpus_scores_exactly_as_expected(notebook_path, grader, tmp_path):
     assert wrong == [], "false passes or false fails:\n" + "\n".join(wrong)
 
 
+@pytest.mark.claim("readme.corpus")
 def test_corpus_covers_every_autograded_cell_with_right_and_wrong_answers(tmp_path):
     course = Course(tmp_path / "course")
     covered = defaultdict(set)

@@ -62,6 +62,7 @@ def numpy_adam(w, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=
     return np.array(history)
 
 
+@pytest.mark.claim("l2.bias-correction", "l2.rules-match-keras")
 @pytest.mark.parametrize("settings", [{}, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99},
                                       {"learning_rate": 0.05, "beta_1": 0.0, "beta_2": 0.9}])
 def test_adam_by_hand_matches_keras_adam_over_several_steps(settings):
@@ -73,6 +74,7 @@ def test_adam_by_hand_matches_keras_adam_over_several_steps(settings):
     assert np.abs(no_correction - by_keras).max() > 1e-3
 
 
+@pytest.mark.claim("l2.rules-match-keras")
 @pytest.mark.parametrize("name, keras_optimizer, state, settings", [
     ("sgd_step", lambda: SGD(), (), {}),
     ("sgd_step", lambda: SGD(learning_rate=0.2), (), {"learning_rate": 0.2}),
@@ -93,6 +95,7 @@ def test_the_lessons_rules_match_keras(rules, name, keras_optimizer, state, sett
     np.testing.assert_allclose(by_hand, keras_updates(keras_optimizer(), w0, grads), atol=AGREEMENT, rtol=0)
 
 
+@pytest.mark.claim("l2.rules-match-keras")
 def test_the_lesson_prints_agreement_for_every_rule(lesson):
     differences = [float(value) for value in re.findall(r"largest difference, NumPy vs Keras [^:]+: (\S+)",
                                                         "".join(lesson.text_of(i) for i in range(len(lesson.notebook.cells))
@@ -101,6 +104,7 @@ def test_the_lesson_prints_agreement_for_every_rule(lesson):
     assert all(0 <= difference <= AGREEMENT for difference in differences)
 
 
+@pytest.mark.claim("l2.keras-epsilon")
 def test_keras_moves_epsilon_inside_the_bias_correction(rules, lesson):
     w0, grads = gradients(seed=3)
     zeros = (np.zeros(3), np.zeros(3))
@@ -114,6 +118,7 @@ def test_keras_moves_epsilon_inside_the_bias_correction(rules, lesson):
     assert textbook_shown > 1e-4 and keras_form_shown <= AGREEMENT
 
 
+@pytest.mark.claim("l2.first-step-eta")
 def test_adams_first_step_is_the_learning_rate_for_every_weight(lesson):
     w0, grads = gradients(seed=4, steps=1, scales=(0.05, 1.0, 1e3))
     step = np.abs(np.diff(keras_updates(Adam(learning_rate=0.001), w0, grads), axis=0))[0]
@@ -126,6 +131,7 @@ def test_adams_first_step_is_the_learning_rate_for_every_weight(lesson):
         lesson.code_cell("by_hand = apply_rule(adam_step"))
 
 
+@pytest.mark.claim("l2.rmsprop-first-step")
 def test_rmsprops_first_step_is_learning_rate_over_sqrt_one_minus_rho(lesson):
     w0, grads = gradients(seed=5, steps=1, scales=(1.0, 10.0, 100.0))
     step = np.abs(np.diff(keras_updates(RMSprop(), w0, grads), axis=0))[0]
@@ -135,6 +141,7 @@ def test_rmsprops_first_step_is_learning_rate_over_sqrt_one_minus_rho(lesson):
         lesson.code_cell("def rmsprop_step("))
 
 
+@pytest.mark.claim("l2.sgd-proportional")
 def test_sgd_steps_are_proportional_to_the_gradients(lesson):
     text = lesson.text_of(lesson.code_cell("from tensorflow.keras.optimizers import SGD, RMSprop"))
     sizes = np.array(re.findall(r"gradient sizes at step 1: \[([^\]]+)\]", text)[0].split(), dtype=float)
@@ -142,13 +149,18 @@ def test_sgd_steps_are_proportional_to_the_gradients(lesson):
     np.testing.assert_allclose(steps, 0.01 * sizes, rtol=0.01)
 
 
+@pytest.mark.claim("l2.momentum")
 def test_momentum_builds_up_to_one_over_one_minus_mu(rules, lesson):
     path = apply_rule(rules["momentum_step"], [0.0], np.ones((100, 1)), state=(np.zeros(1),))
     steps = np.abs(np.diff(path[:, 0]))
     assert steps[-1] / steps[0] == pytest.approx(1 / (1 - 0.9), rel=1e-3)
     assert "ratio 10.00" in lesson.text_of(lesson.code_cell("constant = apply_rule(momentum_step"))
+    # gradients that alternate (a zig-zag) cancel: the step settles at eta / (1 + mu), below a plain step
+    zigzag = apply_rule(rules["momentum_step"], [0.0], np.array([[1.0], [-1.0]] * 50), state=(np.zeros(1),))
+    assert np.abs(np.diff(zigzag[:, 0]))[-1] == pytest.approx(0.01 / (1 + 0.9), rel=1e-2)
 
 
+@pytest.mark.claim("l2.bias-correction")
 def test_bias_correction_figures(lesson):
     t = np.arange(1, 5001)
     uncorrected = (1 - 0.9**t) / np.sqrt(1 - 0.999**t)
@@ -156,6 +168,7 @@ def test_bias_correction_figures(lesson):
     assert f"step 1 is {uncorrected[0]:.2f} η" in text
     assert f"the largest is {uncorrected.max():.2f} η at step {t[uncorrected.argmax()]}" in text
     assert uncorrected.max() > 3, "the lesson says the early steps would be several times too large"
+    assert uncorrected[:300].min() > 1.9, "... and still about twice too large after hundreds of steps"
     # With bias correction the step for a constant gradient is exactly the learning rate, from step 1.
     steps = np.abs(np.diff(keras_updates(Adam(learning_rate=0.001), [0.0], np.ones((50, 1))), axis=0))
     np.testing.assert_allclose(steps, 0.001, rtol=1e-3)
@@ -168,6 +181,7 @@ STATED_DEFAULTS = {
 }
 
 
+@pytest.mark.claim("l2.defaults", "suite.lesson-claims")
 def test_keras_defaults_are_the_ones_the_lesson_states(lesson):
     text = markdown(lesson)
     for optimizer in (SGD, RMSprop, Adam):
@@ -183,6 +197,7 @@ def test_keras_defaults_are_the_ones_the_lesson_states(lesson):
     assert Adam().get_config()["amsgrad"] is False
 
 
+@pytest.mark.claim("l2.chapter-quote")
 def test_seed_sentence_is_quoted_verbatim(lesson):
     text = " ".join(markdown(lesson).split())
     assert ("Adam combines the advantages of two other optimizers: momentum (helps to navigate along relevant "
@@ -192,6 +207,7 @@ def test_seed_sentence_is_quoted_verbatim(lesson):
         "from tensorflow.keras.optimizers import Adam")].source
 
 
+@pytest.mark.claim("readme.coursekit")
 def test_navigation_and_structure(lesson):
     text = markdown(lesson)
     assert "Lesson 2 of 4" in text
@@ -206,6 +222,7 @@ def test_navigation_and_structure(lesson):
 # ---------------------------------------------------------------- claims about the explorers
 
 
+@pytest.mark.claim("l2.bowl-first-steps")
 def test_first_steps_on_the_bowl_follow_the_rules(lesson):
     text = lesson.text_of(lesson.code_cell("from coursekit.optimizers import TrajectoryRunner"))
     first = {name.strip(): float(value) for name, value in re.findall(r"^(.+?)\s+first step (\S+)", text, re.M)}
@@ -220,6 +237,7 @@ def test_first_steps_on_the_bowl_follow_the_rules(lesson):
     assert round(1 / math.sqrt(1 - 0.999)) == 32
 
 
+@pytest.mark.claim("l2.rosenbrock")
 def test_on_rosenbrock_sgd_diverges_where_adam_does_not(lesson):
     text = lesson.text_of(lesson.code_cell("banana = runner.run("))
     lines = {line.split("first step")[0].strip(): line for line in text.splitlines() if "first step" in line}
@@ -231,15 +249,20 @@ def test_on_rosenbrock_sgd_diverges_where_adam_does_not(lesson):
     assert sgd_first > 10 * 0.01 * math.hypot(*SURFACES["bowl"].start)
 
 
+@pytest.mark.claim("l2.fast-trainer-equals-fit", "l2.fit-too-slow")
 def test_fast_trainer_matches_fit_in_the_lesson(lesson):
     text = lesson.text_of(lesson.code_cell("coursekit.seed_everything(42)\nmodel = build_seed_model()\ntrainer ="))
     values = [float(v) for v in re.findall(r"fit: (\S+)|losses: (\S+)", text) for v in v if v]
     assert values == [0.0, 0.0], "the lesson says 'identical, to the last bit'"
     timing = lesson.text_of(lesson.code_cell("import time"))
     assert "graph traced 1 time(s)" in timing
-    assert float(re.search(r"· (\S+)x faster", timing).group(1)) > 1
+    # "model.fit takes on the order of a second — too slow for a slider": the fast path is at least 3x faster
+    # here, on a busy machine (benchmarks/bench_lesson02.py asks 8x of it on its own).
+    fit_ms, fast_ms = (float(x) for x in re.search(r"model\.fit: (\d+) ms · FastTrainer: (\d+) ms", timing).groups())
+    assert fit_ms >= 3 * fast_ms, timing
 
 
+@pytest.mark.claim("l2.default-lr-still-falling")
 def test_learning_rate_table_in_the_lesson(lesson):
     text = lesson.text_of(lesson.code_cell("from coursekit.fast_training import FastTrainer"))
     rows = {float(lr): (float(first), float(last), float(acc)) for lr, first, last, acc in re.findall(
@@ -248,6 +271,7 @@ def test_learning_rate_table_in_the_lesson(lesson):
     assert rows[0.01][1] < rows[0.001][1] and rows[0.01][2] > rows[0.001][2], "ten times larger does better"
 
 
+@pytest.mark.claim("l2.default-lr-still-falling")
 def test_default_adam_is_still_improving_after_50_epochs():
     X, y = make_moons(400, noise=0.2, seed=0)
     coursekit.seed_everything(42)
@@ -297,6 +321,7 @@ def test_plotted_paths_are_the_computed_ones_and_follow_the_steps_slider(explore
     assert explorer.map_ax.get_title().startswith(SURFACES["saddle"].title)
 
 
+@pytest.mark.claim("l2.explorer-sliders")
 def test_beta_1_changes_momentum_and_adam_but_not_sgd(explorer):
     before = explorer.update(surface="bowl", steps=30, learning_rate=0.01, beta_1=0.9)
     after = explorer.update(beta_1=0.5)
@@ -306,10 +331,12 @@ def test_beta_1_changes_momentum_and_adam_but_not_sgd(explorer):
         assert np.abs(after.paths[name][-1] - before.paths[name][-1]).max() > 1e-3, name
 
 
+@pytest.mark.claim("l2.explorer-sliders")
 def test_epsilon_of_one_slows_adam_down(explorer):
     small = explorer.update(surface="bowl", steps=30, learning_rate=0.01, beta_1=0.9, epsilon=1e-7)
     large = explorer.update(epsilon=1.0)
     assert large.first_step_length("Adam") < 0.5 * small.first_step_length("Adam")
+    assert large.first_step_length("RMSprop") < 0.5 * small.first_step_length("RMSprop"), "epsilon is RMSprop's too"
 
 
 def test_unticked_optimizers_are_hidden(explorer):
@@ -320,6 +347,7 @@ def test_unticked_optimizers_are_hidden(explorer):
     assert explorer.lines["SGD"].get_visible()
 
 
+@pytest.mark.claim("l2.explorer-sliders")
 def test_moving_a_slider_redraws_with_the_sliders_values(explorer):
     explorer.update(surface="bowl", steps=50, learning_rate=0.001, beta_1=0.9, epsilon=1e-7)
     png, renders = bytes(explorer.view.widget.value), explorer.view.renders
@@ -332,6 +360,7 @@ def test_moving_a_slider_redraws_with_the_sliders_values(explorer):
     assert explorer.trajectory_runner.traces == 3  # one per surface, all at construction: sliders never retrace
 
 
+@pytest.mark.claim("l2.sliders")
 def test_trajectory_sliders_are_real_ipywidgets(explorer):
     controls = explorer.controls
     assert isinstance(controls["learning_rate"], widgets.FloatLogSlider)
@@ -346,6 +375,7 @@ def retrainer():
     return RetrainingExplorer()
 
 
+@pytest.mark.claim("l2.retrainer-redraws")
 def test_retraining_redraws_curves_for_the_new_learning_rate(retrainer):
     slow = retrainer.update(learning_rate=0.001)
     slow_curve = retrainer.plotted_curves()["loss"]
@@ -357,14 +387,20 @@ def test_retraining_redraws_curves_for_the_new_learning_rate(retrainer):
     assert "learning_rate=0.05," in retrainer.readout.value
     assert not np.array_equal(fast["probabilities"], slow["probabilities"])
     np.testing.assert_array_equal(retrainer.probability_image.get_array(), fast["probabilities"])
+    dashed = [line for line in retrainer.loss_ax.get_lines() if line.get_linestyle() == "--"]
+    defaults = {name: Adam().get_config()[name] for name in ("learning_rate", "beta_1", "beta_2", "epsilon")}
+    assert len(dashed) == 1, "one dashed curve: Keras's defaults"
+    np.testing.assert_allclose(dashed[0].get_ydata(), retrainer.trainer.train(**defaults)["loss"], rtol=1e-6)
 
 
+@pytest.mark.claim("l2.no-retrace")
 def test_retraining_never_retraces(retrainer):
     for settings in ({"beta_1": 0.5}, {"beta_2": 0.95}, {"epsilon": 1e-3}, {"learning_rate": 0.2}):
         retrainer.update(**settings)
     assert retrainer.trainer.traces == 1
 
 
+@pytest.mark.claim("l2.retrainer-redraws", "readme.widget-speed")
 def test_dragging_skips_stale_retrains_and_ends_with_the_sliders_values(retrainer):
     retrainer.update(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     completed = retrainer.runner.completed
@@ -383,6 +419,7 @@ def test_dragging_skips_stale_retrains_and_ends_with_the_sliders_values(retraine
     np.testing.assert_array_equal(retrainer.plotted_curves()["loss"], expected)
 
 
+@pytest.mark.claim("l2.sliders")
 def test_retraining_widget_is_made_of_ipywidgets(retrainer):
     assert isinstance(retrainer.widget, widgets.VBox)
     assert isinstance(retrainer.controls["learning_rate"], widgets.FloatLogSlider)
@@ -392,6 +429,7 @@ def test_retraining_widget_is_made_of_ipywidgets(retrainer):
     assert "retrained 50 epochs × 13 batches" in retrainer.readout.value
 
 
+@pytest.mark.claim("l2.retrainer-model")
 def test_the_retrainer_uses_the_seed_model():
     explorer = RetrainingExplorer(epochs=1)
     layers = [type(layer).__name__ for layer in explorer.model.layers]
@@ -400,11 +438,13 @@ def test_the_retrainer_uses_the_seed_model():
     assert len(explorer.X) == 400 and explorer.trainer.batch_size == 32
 
 
+@pytest.mark.claim("l2.bowl-divergence", "l2.explorer-sliders")
 def test_sgd_diverges_on_the_bowl_above_two_over_the_curvature(explorer):
     # Plain gradient descent on f = (x² + 25y²)/2 is stable only for learning_rate < 2/25.
     stable = explorer.update(surface="bowl", steps=100, learning_rate=0.07, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     unstable = explorer.update(learning_rate=0.09)
     assert not stable.diverged("SGD") and unstable.diverged("SGD")
+    assert not unstable.diverged("Adam") and not explorer.update(learning_rate=0.5).diverged("Adam")
     assert "<b>SGD</b> diverged" in explorer.readout.value and "SGD diverged" in explorer.view.widget.tooltip
 
 
@@ -422,6 +462,7 @@ def controls_after_run_all(lesson, first_line):
     return controls
 
 
+@pytest.mark.claim("l2.explorer-starts", "suite.lesson-claims")
 def test_after_run_all_the_explorer_shows_what_its_try_it_describes(lesson):
     """'The explorer starts on the bowl, with 100 steps at learning_rate=0.01 and Keras's defaults for the rest.'"""
     controls = controls_after_run_all(lesson, "from coursekit.optimizer_widgets import TrajectoryExplorer")
@@ -433,6 +474,7 @@ def test_after_run_all_the_explorer_shows_what_its_try_it_describes(lesson):
     assert all(controls[name] is True for name in ("SGD", "SGD + momentum", "RMSprop", "Adam"))
 
 
+@pytest.mark.claim("l2.retrainer-starts")
 def test_after_run_all_the_retrainer_shows_kerass_defaults(lesson):
     """'The widget starts at Keras's defaults' — what Try it 1 asks about."""
     controls = controls_after_run_all(lesson, "from coursekit.optimizer_widgets import RetrainingExplorer")
@@ -441,6 +483,7 @@ def test_after_run_all_the_retrainer_shows_kerass_defaults(lesson):
         assert controls[name] == pytest.approx(defaults[name]), name
 
 
+@pytest.mark.claim("l2.epsilon-cap")
 def test_adams_steps_are_capped_at_learning_rate_times_m_hat_over_epsilon():
     """Lesson 2 § 6: the denominator is never below epsilon, so |step| <= learning_rate * |m_hat| / epsilon."""
     w0, grads = gradients(seed=6, steps=30, scales=(0.01, 1.0, 30.0))
@@ -452,6 +495,7 @@ def test_adams_steps_are_capped_at_learning_rate_times_m_hat_over_epsilon():
             assert np.all(step <= 0.01 * np.abs(m / (1 - 0.9**t)) / epsilon * (1 + 1e-5)), (epsilon, t)
 
 
+@pytest.mark.claim("l2.epsilon-one-bowl")
 def test_with_epsilon_1_adam_ends_further_from_the_bowls_minimum_than_sgd(lesson):
     text = lesson.text_of(lesson.code_cell("capped = runner.run('bowl'"))
     gaps = {name: float(gap) for name, gap in re.findall(r"epsilon=1 · (\w+)\s+first step \S+ · f − f\* after 100 steps (\S+)", text)}
@@ -464,11 +508,13 @@ def test_with_epsilon_1_adam_ends_further_from_the_bowls_minimum_than_sgd(lesson
     assert result.first_step_length("Adam") == pytest.approx(float(np.linalg.norm(first_step)), rel=1e-3)
 
 
+@pytest.mark.claim("l2.keras-epsilon")
 def test_kerass_epsilon_is_31_6_times_larger_at_step_1_and_3_2_times_at_step_100():
     assert round(1 / math.sqrt(1 - 0.999), 1) == 31.6
     assert round(1 / math.sqrt(1 - 0.999**100), 1) == 3.2
 
 
+@pytest.mark.claim("l2.printed-rates")
 def test_the_printed_learning_rates_are_what_the_widget_trains(lesson, retrainer):
     text = lesson.text_of(lesson.code_cell("from coursekit.fast_training import FastTrainer"))
     rows = re.findall(r"learning_rate=(\S+)\s+loss after epoch 1: (\S+) · after epoch 50: (\S+) · accuracy (\S+)", text)
@@ -487,3 +533,112 @@ def test_the_snapping_note_names_the_sliders_real_steps():
 
     controls = hyperparameter_sliders()
     assert controls["learning_rate"].step == LOG_STEPS["learning_rate"] and controls["epsilon"].step == LOG_STEPS["epsilon"]
+
+
+@pytest.mark.claim("l2.beta-1")
+def test_a_larger_beta_1_smooths_more_and_reacts_later():
+    """§ 6: the gradient average remembers ~1/(1 - beta_1) steps; larger beta_1 smooths more and reacts later; at
+    0 there is no momentum (the step follows the current gradient at once)."""
+    flip = np.array([[1.0]] * 30 + [[-1.0]] * 40)  # the gradient changes sign after 30 steps
+
+    def steps_to_turn(beta_1):
+        moves = np.diff(keras_updates(Adam(learning_rate=0.01, beta_1=beta_1), [0.0], flip)[:, 0])[30:]
+        return int(np.argmax(moves > 0)) + 1  # steps after the flip until the weight moves the new way
+
+    turns = [steps_to_turn(beta_1) for beta_1 in (0.0, 0.5, 0.9, 0.99)]
+    assert turns[0] == 1 and turns == sorted(turns) and turns[-1] > 3 * turns[2], turns
+    noisy = 1.0 + np.random.default_rng(0).normal(0, 1.0, size=(200, 1))
+    wobble = [np.std(np.diff(keras_updates(Adam(learning_rate=0.01, beta_1=beta_1), [0.0], noisy)[100:, 0]))
+              for beta_1 in (0.5, 0.9, 0.99)]
+    assert wobble == sorted(wobble, reverse=True), wobble
+    for beta in (0.9, 0.999):  # the last 1/(1 - beta) gradients carry most (1 - 1/e) of the average's weight
+        assert 1 - beta ** round(1 / (1 - beta)) > 0.6
+
+
+@pytest.mark.claim("l2.beta-2")
+def test_a_smaller_beta_2_adapts_the_step_size_faster_but_more_noisily():
+    """§ 6: after the gradients shrink tenfold, Adam's step is back near eta sooner with a smaller beta_2; with
+    gradients of varying size, a smaller beta_2 gives steps of more varying size."""
+    shrink = np.array([[10.0]] * 100 + [[1.0]] * 60)
+
+    def step_50_after_the_shrink(beta_2):
+        moves = np.abs(np.diff(keras_updates(Adam(learning_rate=0.01, beta_2=beta_2), [0.0], shrink)[:, 0]))
+        return moves[100 + 50]
+
+    assert step_50_after_the_shrink(0.9) > 0.8 * 0.01 > 0.3 * 0.01 > step_50_after_the_shrink(0.999)
+    # the per-weight step size is eta / sqrt(v_hat): the step over the averaged gradient m_hat
+    sizes = np.exp(np.random.default_rng(1).normal(0, 1.0, size=(300, 1)))  # one sign, sizes spread over e^±2
+    m_hat = np.zeros(300)
+    m = 0.0
+    for t, g in enumerate(sizes[:, 0], start=1):
+        m = 0.9 * m + 0.1 * g
+        m_hat[t - 1] = m / (1 - 0.9**t)
+
+    def step_size_spread(beta_2):
+        moves = np.abs(np.diff(keras_updates(Adam(learning_rate=0.01, beta_2=beta_2), [0.0], sizes)[:, 0]))
+        step_sizes = (moves / m_hat)[100:]
+        return np.std(step_sizes) / np.mean(step_sizes)
+
+    assert step_size_spread(0.9) > 2 * step_size_spread(0.999)
+
+
+@pytest.mark.claim("l2.epsilon-cap")
+def test_with_a_large_epsilon_adam_is_a_gradient_descent_on_the_averaged_gradient():
+    """§ 6: with epsilon large next to sqrt(v_hat), every weight's step is one common rate (at most
+    learning_rate / epsilon) times its averaged gradient m_hat: a gradient descent; with the default epsilon the
+    rates differ from weight to weight (RMSprop's part)."""
+    _, grads = gradients(seed=7, steps=40, scales=(0.001, 0.01, 0.003))
+    w0 = np.zeros(3)  # moves of ~1e-5 are exact in float32 only near 0
+
+    def rates(epsilon):
+        moves = np.diff(keras_updates(Adam(learning_rate=0.01, epsilon=epsilon), w0, grads), axis=0)
+        m, found = np.zeros(3), []
+        for t, (g, move) in enumerate(zip(grads, moves), start=1):
+            m = 0.9 * m + 0.1 * g
+            found.append(-move / (m / (1 - 0.9**t)))
+        return np.array(found)
+
+    large = rates(1.0)
+    np.testing.assert_allclose(large, large[:, :1].repeat(3, axis=1), rtol=0.02)
+    assert np.all(large <= 0.01 / 1.0 * (1 + 1e-5)) and np.all(large > 0)
+    small = rates(1e-7)
+    assert np.any(small.max(axis=1) > 2 * small.min(axis=1)), "the check can tell the two apart"
+
+
+@pytest.mark.claim("l2.surfaces")
+def test_the_surfaces_are_what_the_lesson_says(explorer):
+    """§ 7: the bowl, Rosenbrock's valley and the saddle as the lesson describes them."""
+    bowl, rosenbrock, saddle = SURFACES["bowl"], SURFACES["rosenbrock"], SURFACES["saddle"]
+    for x, y in ((1.0, 0.0), (0.0, 1.0), (-1.8, 0.6)):
+        assert bowl(x, y) == pytest.approx((x**2 + 25 * y**2) / 2)
+    assert bowl(0.0, 0.1) / bowl(0.1, 0.0) == pytest.approx(25), "25 times steeper across than along"
+    # plain gradient descent zig-zags across (y changes sign every step) and crawls along (x shrinks by 7 % a step)
+    path = explorer.update(surface="bowl", steps=30, learning_rate=0.07, beta_1=0.9, beta_2=0.999,
+                           epsilon=1e-7).paths["SGD"]
+    assert np.all(np.sign(path[1:, 1]) != np.sign(path[:-1, 1]))
+    np.testing.assert_allclose(path[1:, 0] / path[:-1, 0], 1 - 0.07, rtol=1e-4)
+
+    def gradient(surface, x, y, h=1e-5):
+        return np.array([(surface(x + h, y) - surface(x - h, y)) / (2 * h), (surface(x, y + h) - surface(x, y - h)) / (2 * h)])
+
+    assert rosenbrock.minima == ((1.0, 1.0),) and rosenbrock(1.0, 1.0) == 0.0
+    assert np.abs(gradient(rosenbrock, 1.0, 1.0)).max() < 1e-6
+    xs, ys = np.meshgrid(np.linspace(-2, 2, 81), np.linspace(-1, 3, 81))
+    assert rosenbrock(xs, ys).min() == 0.0 and np.count_nonzero(rosenbrock(xs, ys) == 0.0) == 1
+    start_x, start_y = saddle.start
+    assert abs(start_y) <= 0.01, "the start lies on the ridge y = 0"
+    assert np.abs(gradient(saddle, 0.0, 0.0)).max() < 1e-8, "the saddle point (0, 0)"
+    assert saddle(0.1, 0.0) > saddle(0.0, 0.0) > saddle(0.0, 0.1), "uphill along x, downhill along y: a saddle"
+    for minimum in saddle.minima:
+        assert abs(minimum[1]) == pytest.approx(np.sqrt(2)) and np.abs(gradient(saddle, *minimum)).max() < 1e-6
+        assert saddle(*minimum) == pytest.approx(saddle.minimum_value)
+    xs, ys = np.meshgrid(np.linspace(-2, 2, 81), np.linspace(-2.2, 2.2, 89))
+    assert saddle(xs, ys).min() >= saddle.minimum_value - 1e-9
+
+
+@pytest.mark.claim("l2.retrainer-epsilon-one")
+def test_epsilon_of_one_slows_the_retraining_down(retrainer):
+    """Try it 4 of § 8: with epsilon = 1 the loss falls far less in the same 50 epochs."""
+    default = retrainer.update(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)["history"]["loss"]
+    capped = retrainer.update(epsilon=1.0)["history"]["loss"]
+    assert capped[0] - capped[-1] < 0.2 * (default[0] - default[-1])

@@ -48,6 +48,7 @@ def random_case(name, seed, n=16):
 
 # --- the NumPy formulas against Keras ----------------------------------------------------------
 
+@pytest.mark.claim("l3.formulas", "l3.mean-of-examples")
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", sorted(L.NUMPY_LOSSES))
 def test_numpy_loss_matches_keras_per_example_and_mean(name, seed):
@@ -61,6 +62,7 @@ def test_numpy_loss_matches_keras_per_example_and_mean(name, seed):
     assert float(loss_object(truth, predicted)) == pytest.approx(float(np.mean(ours)), rel=1e-5)
 
 
+@pytest.mark.claim("l3.from-logits")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_bce_from_logits_matches_keras_even_for_huge_logits(seed):
     rng = np.random.default_rng(seed)
@@ -74,6 +76,7 @@ def test_bce_from_logits_matches_keras_even_for_huge_logits(seed):
     np.testing.assert_allclose(ours[moderate], L.binary_crossentropy(labels, L.sigmoid(logits))[moderate], rtol=1e-4)
 
 
+@pytest.mark.claim("l3.clipping")
 def test_numpy_bce_clips_like_keras_at_the_boundary():
     labels = np.array([[1.0], [0.0], [1.0], [0.0]], dtype="float32")
     probabilities = np.array([[0.0], [1.0], [-3.0], [7.0]], dtype="float32")  # outside (0, 1)
@@ -84,6 +87,7 @@ def test_numpy_bce_clips_like_keras_at_the_boundary():
     assert ours[1] == pytest.approx(15.942385, rel=1e-6)           # float32 1 - 1e-7 = 0.99999988
 
 
+@pytest.mark.claim("l3.keras-defaults")
 def test_keras_defaults_the_lesson_relies_on():
     import inspect
 
@@ -91,6 +95,7 @@ def test_keras_defaults_the_lesson_relies_on():
     assert inspect.signature(tf.keras.losses.Huber).parameters["delta"].default == L.HUBER_DELTA == 1.0
 
 
+@pytest.mark.claim("l3.gradients", "l3.sigmoid-range")
 @pytest.mark.parametrize("z", [-8.0, -2.0, 0.0, 3.0])
 def test_gradient_formulas_match_gradient_tape(z):
     variable = tf.Variable([[z]])
@@ -103,6 +108,7 @@ def test_gradient_formulas_match_gradient_tape(z):
         float(L.mse_gradient_wrt_logit(z, 1.0)), rel=1e-4, abs=1e-9)
 
 
+@pytest.mark.claim("l3.gradients")
 def test_confident_mistakes_escape_slowly_under_squared_error():
     bce_steps, mse_steps = L.steps_to_escape("binary_crossentropy"), L.steps_to_escape("mean_squared_error")
     assert bce_steps < 20 and mse_steps > 50 * bce_steps
@@ -111,6 +117,7 @@ def test_confident_mistakes_escape_slowly_under_squared_error():
 
 # --- the table -----------------------------------------------------------------------------------
 
+@pytest.mark.claim("l3.loss-table")
 def test_table_rows_name_losses_keras_knows_and_have_numpy_twins():
     for row in L.LOSS_TABLE:
         assert tf.keras.losses.get(row.loss_name).__name__ == row.loss_name
@@ -127,6 +134,7 @@ def test_table_covers_the_tasks_the_issue_names():
     assert names == set(L.NUMPY_LOSSES)
 
 
+@pytest.mark.claim("l3.from-logits")
 def test_logits_row_builds_a_from_logits_loss():
     row = next(r for r in L.LOSS_TABLE if r.loss_options)
     loss = row.make_loss()
@@ -150,6 +158,7 @@ def task_score(row, model, X, y):
     return 1 - float(np.mean(residual**2) / np.var(y[clean]))
 
 
+@pytest.mark.claim("l3.loss-table")
 def test_lesson_shows_the_table_from_coursekit(lesson):
     markdown = "\n".join(cell.source for cell in lesson.notebook.cells if cell.cell_type == "markdown")
     assert L.loss_table_markdown() in markdown
@@ -157,17 +166,20 @@ def test_lesson_shows_the_table_from_coursekit(lesson):
 
 # --- the lesson's demonstrations -----------------------------------------------------------------
 
+@pytest.mark.claim("l3.formulas")
 def test_lesson_numpy_losses_agree_with_keras(lesson):
     text = lesson.text_of(lesson.code_cell("rng = np.random.default_rng(0)"))
     differences = [float(d) for d in re.findall(r"largest difference to Keras (\S+)", text)]
     assert len(differences) == 6 and max(differences) < 1e-5
 
 
+@pytest.mark.claim("l3.keras-defaults")
 def test_lesson_prints_epsilon_and_huber_delta(lesson):
     text = lesson.text_of(lesson.code_cell("import inspect"))
     assert f"epsilon: {tf.keras.backend.epsilon()}" in text and "Huber delta default: 1.0" in text
 
 
+@pytest.mark.claim("l3.clipping")
 def test_linear_outputs_outside_0_1_get_the_clipped_loss_and_no_gradient(lesson):
     raw = tf.Variable([[-1.5], [0.0], [0.3], [1.4]])
     with tf.GradientTape() as tape:
@@ -180,6 +192,7 @@ def test_linear_outputs_outside_0_1_get_the_clipped_loss_and_no_gradient(lesson)
     assert "raw output   0.3   loss   1.2040   gradient  -3.3333" in text
 
 
+@pytest.mark.claim("l3.float32-sigmoid")
 def test_saturation_table_matches_keras(lesson):
     logits = tf.Variable([[15.0], [17.0], [20.0]])
     with tf.GradientTape(persistent=True) as tape:
@@ -195,27 +208,61 @@ def test_saturation_table_matches_keras(lesson):
     assert rows[5][1] == pytest.approx(rows[5][3], abs=1e-3)  # no saturation yet at z = 5
 
 
+@pytest.mark.claim("l3.keras-sigmoid-logits")
 def test_keras_sigmoid_hands_its_logits_to_the_loss(lesson):
     logits = tf.constant([[20.0], [30.0]])
     loss = tf.keras.losses.binary_crossentropy(tf.zeros_like(logits), tf.keras.activations.sigmoid(logits))
     np.testing.assert_allclose(loss.numpy(), [20.0, 30.0], rtol=1e-6)
     text = lesson.text_of(lesson.code_cell("with tf.GradientTape() as tape:\n    probability = tf.keras.activations"))
     assert "20.     30." in text and "gradient: [0.9933 1.     1.     1.     1.     1.    ]" in text
+    # the same probabilities copied out of TensorFlow (saved and read back) lose the logits and are clipped
+    copied = np.array(tf.keras.activations.sigmoid(logits))
+    np.testing.assert_allclose(tf.keras.losses.binary_crossentropy(np.zeros((2, 1)), copied).numpy(), 15.9424,
+                               atol=1e-3)
 
 
+def escape_steps_through_keras(loss_name, z0=-8.0):
+    """Gradient descent (step size 1) on one logit until sigma(z) > 0.5, each gradient taken by GradientTape
+    through Keras's own loss: the lesson's count, found without coursekit.losses."""
+    loss_function = tf.keras.losses.get(loss_name)
+
+    @tf.function
+    def run():
+        def step(z, steps):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                loss = loss_function(tf.ones((1, 1), tf.float64), tf.reshape(tf.math.sigmoid(z), (1, 1)))
+            return z - tape.gradient(loss, z), steps + 1
+
+        return tf.while_loop(lambda z, steps: z <= 0.0, step, (tf.constant(z0, tf.float64), tf.constant(0)),
+                             maximum_iterations=100_000)[1]
+
+    return int(run())
+
+
+@pytest.mark.claim("l3.gradients")
 def test_lesson_gradient_and_escape_numbers(lesson):
     text = lesson.text_of(lesson.code_cell("z_wrong = tf.Variable("))
     (bce_tape, bce_formula), (mse_tape, mse_formula) = (
         [float(v) for v in re.findall(r"-?\d\.\d+(?:e-\d+)?", line)] for line in text.strip().splitlines()[:2])
     assert bce_tape == pytest.approx(bce_formula, rel=1e-5) and mse_tape == pytest.approx(mse_formula, rel=1e-5)
-    escape = "\n".join(text.strip().splitlines()[2:]) + "\n"
-    assert escape == (f"binary_crossentropy: {L.steps_to_escape('binary_crossentropy')} steps\n"
-                      f"mean_squared_error: {L.steps_to_escape('mean_squared_error')} steps\n")
+    shown = dict(re.findall(r"^(\w+): (\d+) steps$", text, re.M))
+    expected = {name: escape_steps_through_keras(name) for name in ("binary_crossentropy", "mean_squared_error")}
+    assert {name: int(steps) for name, steps in shown.items()} == expected
+    assert expected["mean_squared_error"] > 50 * expected["binary_crossentropy"]
 
 
+@pytest.mark.claim("l3.squared-error-bounded")
 def test_probability_table_in_lesson_matches_numpy(lesson):
     text = lesson.text_of(lesson.code_cell("from coursekit import losses as numpy_losses"))
     assert f"binary cross-entropy {-np.log(0.01):.3f}   squared error {0.99**2:.3f}" in text
+    # § 5: squared error of a probability never exceeds 1; cross-entropy keeps growing up to where Keras clips
+    p = np.linspace(0.0, 1.0, 1001).reshape(-1, 1)
+    ones = np.ones_like(p)
+    assert float(np.max(tf.keras.losses.get("mean_squared_error")(ones, p))) <= 1.0
+    bce = tf.keras.losses.binary_crossentropy(ones, p).numpy()
+    assert np.all(np.diff(bce) <= 1e-6), "cross-entropy falls as p rises: it grows as p -> 0"
+    assert bce.max() == pytest.approx(-np.log(1e-7), rel=1e-5) and round(float(bce.max()), 2) == 16.12
 
 
 def expected_error(build, fit):
@@ -224,6 +271,7 @@ def expected_error(build, fit):
     return f"ValueError: {raised.value}"
 
 
+@pytest.mark.claim("l3.label-format-errors")
 def test_wrong_label_format_errors_are_the_ones_keras_raises(lesson):
     from coursekit.datasets_extra import make_blobs, one_hot
     from tensorflow.keras.layers import Activation, Dense, Input
@@ -241,6 +289,10 @@ def test_wrong_label_format_errors_are_the_ones_keras_raises(lesson):
     sparse = expected_error(lambda: model_with("sparse_categorical_crossentropy"),
                             lambda m: m.fit(X, one_hot(y, 3), epochs=1, verbose=0))
     assert "must have the same rank" in categorical and "target.shape=(None,)" in categorical
+    assert "shape" in sparse, "both messages talk about shapes"
+    labels = tf.keras.utils.to_categorical(y, 3)
+    np.testing.assert_array_equal(labels, one_hot(y, 3))
+    model_with("categorical_crossentropy").fit(X, labels, epochs=1, verbose=0)  # converted labels: no error
     shown = [lesson.text_of(i).strip() for i, cell in enumerate(lesson.notebook.cells)
              if cell.cell_type == "code" and cell.source.startswith("wrong_labels = three_class_model()")]
     assert shown == [categorical, sparse]
@@ -256,6 +308,7 @@ def run_summary(lesson):
     return rows
 
 
+@pytest.mark.claim("l3.output-loss-runs")
 def test_output_loss_runs_show_what_the_lesson_says(lesson):
     rows = run_summary(lesson)
     assert set(rows) == set(L.OUTPUT_LOSS_PAIRS)
@@ -269,6 +322,7 @@ def test_output_loss_runs_show_what_the_lesson_says(lesson):
     assert same.strip().endswith("True")
 
 
+@pytest.mark.claim("l3.outliers")
 def test_regression_with_outliers_pulls_only_the_mse_line(lesson):
     text = lesson.text_of(lesson.code_cell("from coursekit.datasets_extra import make_regression_with_outliers"))
     slopes = {loss: float(slope) for loss, slope in re.findall(r"^(\w+)\s+slope\s+([\d.]+)", text, re.M)}
@@ -276,12 +330,16 @@ def test_regression_with_outliers_pulls_only_the_mse_line(lesson):
     assert slopes["mean_squared_error"] > 3.0
     assert abs(slopes["mean_absolute_error"] - 2) < 0.25 and abs(slopes["huber"] - 2) < 0.25
     assert "outliers: 20 of 200 points" in text
-    _, _, is_outlier = make_regression_with_outliers(n_samples=200, outlier_fraction=0.1, seed=0)
+    X, y, is_outlier = make_regression_with_outliers(n_samples=200, outlier_fraction=0.1, seed=0)
     assert is_outlier.sum() == 20
+    off = y[is_outlier] - (2 * X[is_outlier, 0] + 1)
+    assert np.all(np.abs(off - 15) < 1.5), "each outlier is 15 units off the true line"
+    assert X[is_outlier, 0].min() > X[~is_outlier, 0].max(), "the outliers are the points at the right end"
 
 
 # --- widgets, headless ---------------------------------------------------------------------------
 
+@pytest.mark.claim("l3.probability-widget")
 def test_probability_widget_moves_markers_to_the_loss_values():
     widget = ProbabilityLossWidget(probability=0.2)
     before = bytes(widget.view.widget.value)
@@ -298,6 +356,7 @@ def test_probability_widget_moves_markers_to_the_loss_values():
     widget.view.close()
 
 
+@pytest.mark.claim("l3.probability-widget")
 def test_probability_widget_values_match_keras():
     widget = ProbabilityLossWidget()
     values = widget.update(probability=0.7)
@@ -306,6 +365,7 @@ def test_probability_widget_values_match_keras():
     widget.view.close()
 
 
+@pytest.mark.claim("l3.output-loss-widget")
 def test_output_loss_widget_switches_run():
     rng = np.random.default_rng(0)
     grid = np.meshgrid(np.linspace(0, 1, 5), np.linspace(0, 1, 5))
@@ -325,6 +385,7 @@ def test_output_loss_widget_switches_run():
     widget.view.close()
 
 
+@pytest.mark.claim("readme.coursekit")
 def test_lesson_structure(lesson):
     first = lesson.notebook.cells[0].source
     assert first.startswith("# Lesson 3")
@@ -343,6 +404,7 @@ def resolved_accuracy(model, X, y):
     return type(model.metrics[-1].metrics[0]).__name__
 
 
+@pytest.mark.claim("l3.accuracy-table", "suite.lesson-claims")
 @pytest.mark.parametrize("row", L.LOSS_TABLE, ids=lambda row: row.task)
 def test_accuracy_string_for_each_loss_table_row(row):
     """The table's "'accuracy' becomes" column, for the row's own output layer, loss and labels."""
@@ -352,6 +414,7 @@ def test_accuracy_string_for_each_loss_table_row(row):
     assert resolved_accuracy(model, X, y) == row.accuracy_becomes
 
 
+@pytest.mark.claim("l3.loss-table")
 @pytest.mark.parametrize("row", L.LOSS_TABLE, ids=lambda row: row.task)
 def test_each_rows_output_layer_loss_and_metrics_train_together(row):
     """A row of the table (and of the cheat-sheet) as code: its output layer, loss and metrics= compile, the loss
@@ -379,6 +442,7 @@ def test_each_rows_output_layer_loss_and_metrics_train_together(row):
             assert metric.get_config()["threshold"] == 0.0
 
 
+@pytest.mark.claim("l3.multi-label-accuracy")
 def test_multi_label_accuracy_string_counts_only_the_most_probable_tag_against_the_first_true_tag():
     """'argmax: right only if the most probable tag is the first true tag; other tags ignored.'"""
     from tensorflow.keras.metrics import BinaryAccuracy, CategoricalAccuracy
@@ -394,6 +458,7 @@ def test_multi_label_accuracy_string_counts_only_the_most_probable_tag_against_t
     assert float(binary.result()) == pytest.approx(7 / 9)
 
 
+@pytest.mark.claim("l3.accuracy-table", "l3.from-logits")
 def test_for_logits_the_accuracy_string_thresholds_the_logit_at_0_5():
     """'threshold 0.5 on the logit z: class 1 only when p > 0.62, not p > 0.5'."""
     row = next(r for r in L.LOSS_TABLE if r.loss_options.get("from_logits"))
@@ -412,6 +477,7 @@ def test_for_logits_the_accuracy_string_thresholds_the_logit_at_0_5():
     assert float(default.result()) == 0.0 and float(zero.result()) == 1.0
 
 
+@pytest.mark.claim("l3.accuracy-table")
 def test_for_regression_the_accuracy_string_is_meaningless():
     """BinaryAccuracy compares real-valued targets with 0 or 1: a perfect regression model scores ~0."""
     from tensorflow.keras.metrics import BinaryAccuracy
@@ -423,6 +489,7 @@ def test_for_regression_the_accuracy_string_is_meaningless():
     assert float(metric.result()) < 0.05
 
 
+@pytest.mark.claim("l3.accuracy-table")
 def test_lesson_shows_the_accuracy_table_from_coursekit(lesson):
     markdown = "\n".join(cell.source for cell in lesson.notebook.cells if cell.cell_type == "markdown")
     assert L.accuracy_table_markdown() in markdown
@@ -430,6 +497,7 @@ def test_lesson_shows_the_accuracy_table_from_coursekit(lesson):
     assert "never from the loss" in text and "from the loss and the output shape" not in text
 
 
+@pytest.mark.claim("l3.multi-label-accuracy")
 def test_lesson_shows_the_multi_label_trap(lesson):
     text = lesson.text_of(lesson.code_cell("from tensorflow.keras.metrics import BinaryAccuracy"))
     became, accuracy = re.search(r"'accuracy' became (\w+): ([\d.]+)", text).groups()
@@ -439,5 +507,48 @@ def test_lesson_shows_the_multi_label_trap(lesson):
     assert float(accuracy) < binary - 0.15, "'yet accuracy reports far less'"
 
 
-def test_the_third_example_costs_1_204_nats():
-    assert -np.log(0.3) == pytest.approx(1.204, abs=5e-4)
+@pytest.mark.claim("l3.third-example")
+def test_the_third_example_costs_the_most_1_204_nats():
+    per_example = tf.keras.losses.binary_crossentropy([[1.0], [0.0], [1.0]], [[0.9], [0.2], [0.3]]).numpy()
+    assert int(per_example.argmax()) == 2
+    assert per_example[2] == pytest.approx(-np.log(0.3), rel=1e-5) and round(-np.log(0.3), 3) == 1.204
+
+
+@pytest.mark.claim("l3.best-constant")
+def test_the_best_constant_prediction_is_the_mean_for_mse_and_the_median_for_mae():
+    """The table's regression rows: of all constant predictions, Keras's MSE is lowest at the mean, its MAE at the
+    median (on skewed targets, where the two differ)."""
+    y = np.random.default_rng(0).exponential(2.0, size=(101, 1)).astype("float32")
+    assert abs(float(np.mean(y)) - float(np.median(y))) > 0.3
+    candidates = np.linspace(0.0, 6.0, 601, dtype="float32")
+    predictions = np.broadcast_to(candidates, (101, 601))
+    targets = np.broadcast_to(y, (101, 601))[..., None]
+    mse = np.mean(tf.keras.losses.get("mean_squared_error")(targets, predictions[..., None]).numpy(), axis=0)
+    mae = np.mean(tf.keras.losses.get("mean_absolute_error")(targets, predictions[..., None]).numpy(), axis=0)
+    assert candidates[np.argmin(mse)] == pytest.approx(float(np.mean(y)), abs=0.01)
+    assert candidates[np.argmin(mae)] == pytest.approx(float(np.median(y)), abs=0.01)
+
+
+@pytest.mark.claim("l3.softmax-competes")
+def test_a_softmax_makes_the_tags_compete():
+    """A softmax's K probabilities sum to 1, so at most one tag can be 'yes'; K sigmoids can say yes to several."""
+    logits = np.random.default_rng(0).normal(0, 3, size=(1000, 3)).astype("float32")
+    softmax = tf.keras.activations.softmax(logits).numpy()
+    sigmoids = tf.keras.activations.sigmoid(logits).numpy()
+    np.testing.assert_allclose(softmax.sum(axis=1), 1.0, rtol=1e-5)
+    assert (softmax > 0.5).sum(axis=1).max() == 1
+    assert (sigmoids > 0.5).sum(axis=1).max() == 3
+    raised = logits.copy()
+    raised[:, 0] += 1.0  # one tag more likely: the others lose probability under softmax, not under sigmoids
+    assert np.all(tf.keras.activations.softmax(raised).numpy()[:, 1:] < softmax[:, 1:])
+    np.testing.assert_array_equal(tf.keras.activations.sigmoid(raised).numpy()[:, 1:], sigmoids[:, 1:])
+
+
+@pytest.mark.claim("l3.same-multi-class-loss")
+def test_the_two_multi_class_losses_are_the_same_loss():
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 4, size=50)
+    probabilities = rng.dirichlet(np.ones(4), size=50).astype("float32")
+    one_hot_rows = np.eye(4, dtype="float32")[classes]
+    np.testing.assert_allclose(tf.keras.losses.categorical_crossentropy(one_hot_rows, probabilities).numpy(),
+                               tf.keras.losses.sparse_categorical_crossentropy(classes, probabilities).numpy(), rtol=1e-6)

@@ -46,6 +46,7 @@ def random_binary(seed, n=200):
 
 # --- the NumPy formulas against Keras ----------------------------------------------------------
 
+@pytest.mark.claim("l4.by-hand", "l4.threshold-tradeoff")
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("threshold", [0.5, 0.3, 0.72])
 def test_threshold_metrics_match_keras(seed, threshold):
@@ -60,6 +61,7 @@ def test_threshold_metrics_match_keras(seed, threshold):
         keras_value(F1Score(threshold=threshold), y, scores), abs=1e-5)
 
 
+@pytest.mark.claim("l4.auc")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_exact_auc_is_within_tolerance_of_keras_approximation(seed):
     y, scores = random_binary(seed)
@@ -77,6 +79,7 @@ def test_precision_with_no_predicted_positive_is_zero_like_keras():
     assert M.precision(y, scores) == keras_value(Precision(), y, scores) == 0.0
 
 
+@pytest.mark.claim("l4.by-hand")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_multiclass_accuracies_match_keras(seed):
     rng = np.random.default_rng(seed)
@@ -92,6 +95,7 @@ def test_multiclass_accuracies_match_keras(seed):
     assert M.sparse_categorical_accuracy(labels, probabilities) == pytest.approx(float(sparse.result()))
 
 
+@pytest.mark.claim("l4.mae-rmse")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_regression_metrics_match_keras(seed):
     rng = np.random.default_rng(seed)
@@ -103,12 +107,14 @@ def test_regression_metrics_match_keras(seed):
         keras_value(RootMeanSquaredError(), y, predicted), rel=1e-5)
 
 
+@pytest.mark.claim("l4.confusion-matrix")
 def test_confusion_matrix_layout_and_strict_threshold():
     y = np.array([0, 0, 1, 1, 1])
     scores = np.array([0.1, 0.5, 0.5, 0.7, 0.2])  # 0.5 is *not* above 0.5
     np.testing.assert_array_equal(M.confusion_matrix(y, scores, 0.5), [[2, 0], [2, 1]])
 
 
+@pytest.mark.claim("l4.stateful-f1")
 @pytest.mark.parametrize("seed", SEEDS[:3])
 def test_binary_f1_custom_metric_equals_numpy_and_keras_over_batches(seed):
     y, scores = random_binary(seed)
@@ -123,6 +129,7 @@ def test_binary_f1_custom_metric_equals_numpy_and_keras_over_batches(seed):
 
 # --- the table -----------------------------------------------------------------------------------
 
+@pytest.mark.claim("l4.metric-table")
 def test_metric_table_strings_resolve_to_the_named_classes():
     for row in M.METRIC_TABLE:
         assert callable(getattr(M, row.numpy_name))
@@ -136,6 +143,7 @@ def test_metric_table_strings_resolve_to_the_named_classes():
 MULTI_HOT = np.eye(3)[[0, 1, 2, 0]] + np.eye(3)[[1, 2, 0, 2]]
 
 
+@pytest.mark.claim("keras.accuracy-from-shapes")
 @pytest.mark.parametrize("loss, units, activation, labels, expected", [
     ("binary_crossentropy", 1, "sigmoid", np.array([0.0, 1.0, 1.0, 0.0]), BinaryAccuracy),
     ("mean_squared_error", 1, "sigmoid", np.array([0.0, 1.0, 1.0, 0.0]), BinaryAccuracy),
@@ -153,6 +161,7 @@ def test_accuracy_string_resolves_from_the_shapes_never_from_the_loss(loss, unit
     assert expected.__name__ in M.METRIC_TABLE[0].keras_class
 
 
+@pytest.mark.claim("keras.accuracy-from-shapes")
 def test_lesson_shows_the_accuracy_string_by_shape(lesson):
     text = lesson.text_of(lesson.code_cell("from tensorflow.keras.models import Sequential"))
     resolved = dict(re.findall(r"^(.+?)\s{2,}\w+\s+'accuracy' -> (\w+)$", text, re.M))
@@ -165,6 +174,7 @@ def test_lesson_shows_the_accuracy_string_by_shape(lesson):
     assert "from the loss and the output shape" not in markdown
 
 
+@pytest.mark.claim("l4.auc", "l4.metric-table")
 def test_keras_defaults_the_table_states():
     assert AUC().num_thresholds == 200 and AUC().get_config()["curve"] == "ROC"
     assert F1Score().threshold is None and BinaryAccuracy().get_config()["threshold"] == 0.5
@@ -172,11 +182,13 @@ def test_keras_defaults_the_table_states():
     assert "threshold=0.5" in f1_row.in_compile
 
 
+@pytest.mark.claim("l4.f1-threshold")
 def test_f1score_without_threshold_counts_every_single_output_as_positive():
     y, scores = random_binary(0)
     assert keras_value(F1Score(), y, scores) == pytest.approx(M.f1_score(y, np.ones_like(scores)), abs=1e-5)
 
 
+@pytest.mark.claim("l4.metric-table")
 def test_lesson_shows_the_table_from_coursekit(lesson):
     markdown = "\n".join(cell.source for cell in lesson.notebook.cells if cell.cell_type == "markdown")
     assert M.metric_table_markdown() in markdown
@@ -190,6 +202,7 @@ def small_classifier():
     return model
 
 
+@pytest.mark.claim("l4.accuracy-no-gradient")
 def test_accuracy_has_no_gradient_and_a_step_version_has_zero_gradient():
     X, y = make_imbalanced(n_samples=200, positive_fraction=0.3, seed=0)
     model = small_classifier()
@@ -208,6 +221,7 @@ def test_accuracy_has_no_gradient_and_a_step_version_has_zero_gradient():
     assert all(float(tf.norm(g)) == 0 for g in tape.gradient(by_sign, model.trainable_weights))
 
 
+@pytest.mark.claim("l4.staircase")
 def test_accuracy_along_a_weight_is_a_staircase_and_the_loss_is_smooth():
     X, y = make_imbalanced(n_samples=200, positive_fraction=0.3, seed=0)
     model = small_classifier()
@@ -224,6 +238,7 @@ def errors_shown(lesson, first_line):
             if cell.cell_type == "code" and cell.source.startswith(first_line)]
 
 
+@pytest.mark.claim("l4.accuracy-as-loss")
 def test_accuracy_as_a_loss_errors_are_the_ones_keras_raises(lesson):
     X, y = make_imbalanced(n_samples=40, positive_fraction=0.3, seed=0)
     messages = []
@@ -238,6 +253,7 @@ def test_accuracy_as_a_loss_errors_are_the_ones_keras_raises(lesson):
     assert errors_shown(lesson, "accuracy_as_loss = build_seed_model(compile_model=False)") == messages
 
 
+@pytest.mark.claim("l4.accuracy-no-gradient", "l4.staircase")
 def test_lesson_gradient_demo(lesson):
     text = lesson.text_of(lesson.code_cell("from tensorflow.keras.losses import BinaryCrossentropy"))
     lines = dict(line.strip().split("  ", 1) for line in text.splitlines()[2:])
@@ -248,6 +264,7 @@ def test_lesson_gradient_demo(lesson):
     assert int(steps.splitlines()[0].split(": ")[1]) < 161 / 4
 
 
+@pytest.mark.claim("l4.loss-falls-accuracy-still")
 def test_lesson_loss_falls_while_accuracy_stands_still(lesson):
     text = lesson.text_of(lesson.code_cell("losses_sep, accuracies_sep = "))
     epoch = int(re.search(r"accuracy first reaches 1\.000 at epoch (\d+) and ends at 1\.000", text).group(1))
@@ -255,6 +272,7 @@ def test_lesson_loss_falls_while_accuracy_stands_still(lesson):
     assert epoch < 30 and loss_end < 0.8 * loss_then
 
 
+@pytest.mark.claim("l4.imbalanced")
 def test_lesson_imbalanced_accuracy_hides_a_useless_model(lesson):
     scores = eval(lesson.text_of(lesson.code_cell("from coursekit.datasets_extra import make_imbalanced")
                                  ).splitlines()[1])
@@ -266,6 +284,7 @@ def test_lesson_imbalanced_accuracy_hides_a_useless_model(lesson):
     assert y.sum() == 100
 
 
+@pytest.mark.claim("l4.auc", "l4.by-hand", "l4.mae-rmse")
 def test_lesson_metrics_by_hand_match_keras(lesson):
     text = lesson.text_of(lesson.code_cell("from tensorflow.keras.metrics import BinaryAccuracy"))
     values = {name.strip(): (float(ours), float(theirs))
@@ -281,6 +300,7 @@ def test_lesson_metrics_by_hand_match_keras(lesson):
     assert mae == mae_k and rmse == rmse_k and float(rmse) > 2 * float(mae)
 
 
+@pytest.mark.claim("l4.threshold-tradeoff")
 def test_lesson_threshold_table_recall_rises_as_threshold_falls(lesson):
     text = lesson.text_of(lesson.code_cell("for threshold in (0.5, 0.3, 0.1):"))
     recalls = [float(r) for r in re.findall(r"recall ([\d.]+)", text)]
@@ -289,6 +309,7 @@ def test_lesson_threshold_table_recall_rises_as_threshold_falls(lesson):
     assert precisions[-1] < precisions[0]
 
 
+@pytest.mark.claim("l1.history", "l4.custom-metric")
 def test_lesson_custom_metrics_appear_in_history_and_evaluate(lesson):
     keys = eval(lesson.text_of(lesson.code_cell("def predicted_positive_rate(")))
     for name in ("loss", "accuracy", "recall", "predicted_positive_rate"):
@@ -298,6 +319,7 @@ def test_lesson_custom_metrics_appear_in_history_and_evaluate(lesson):
     assert f"positive rate by NumPy: {evaluated['predicted_positive_rate']}" in text
 
 
+@pytest.mark.claim("l4.stateful-f1")
 def test_lesson_stateful_f1_is_f1_of_the_whole_set_not_the_mean_of_batches(lesson):
     text = lesson.text_of(lesson.code_cell("coursekit.seed_everything(42)\ncounted"))
     keras_f1, numpy_f1, averaged = map(float, re.search(
@@ -308,6 +330,7 @@ def test_lesson_stateful_f1_is_f1_of_the_whole_set_not_the_mean_of_batches(lesso
 
 # --- the threshold widget, headless --------------------------------------------------------------
 
+@pytest.mark.claim("l4.threshold-widget")
 def test_threshold_widget_matches_numpy_and_a_higher_threshold_lowers_recall():
     y, scores = random_binary(3, n=300)
     widget = ThresholdWidget(y, scores, threshold=0.5)
@@ -339,3 +362,35 @@ def test_lesson_structure(lesson):
     markdown = "\n".join(cell.source for cell in lesson.notebook.cells if cell.cell_type == "markdown")
     assert "## Key terms" in markdown and "## Check your understanding" in markdown
     assert "(../exercises/README.md)" in markdown
+
+
+@pytest.mark.claim("l4.metrics-only-report")
+def test_metrics_do_not_change_training():
+    """'Metrics never change a weight': the same training with no metric and with five gives the same weights."""
+    from tensorflow.keras.optimizers import Adam
+
+    from coursekit.datasets_extra import as_batches
+    from coursekit.models import build_seed_model
+
+    X, y = make_imbalanced(n_samples=400, positive_fraction=0.3, seed=0)
+
+    def trained(metrics):
+        coursekit.seed_everything(42)
+        model = build_seed_model(compile_model=False)
+        model.compile(optimizer=Adam(learning_rate=0.01), loss="binary_crossentropy", metrics=metrics)
+        model.fit(as_batches(X, y), epochs=3, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    plain = trained([])
+    watched = trained(["accuracy", Precision(), Recall(), AUC(), M.BinaryF1()])
+    assert all(np.array_equal(a, b) for a, b in zip(plain, watched))
+
+
+@pytest.mark.claim("l4.loss-falls-accuracy-still")
+def test_a_straight_line_splits_the_separable_clouds():
+    """§ 3: 'a straight line classifies all of them' — the line across the two clouds' means does."""
+    from coursekit.datasets_extra import make_separable
+
+    X, y = make_separable(n_samples=200, gap=3.0, seed=0)
+    along = X @ (X[y == 1].mean(axis=0) - X[y == 0].mean(axis=0))
+    assert along[y == 0].max() < along[y == 1].min()

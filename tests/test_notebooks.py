@@ -28,6 +28,7 @@ def test_there_are_lessons():
     assert LESSONS, "no notebooks found under course/"
 
 
+@pytest.mark.claim("suite.clean-notebooks")
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=rel)
 def test_notebook_is_stored_clean(path):
     raw = json.loads(path.read_text())
@@ -42,6 +43,7 @@ def test_notebook_is_stored_clean(path):
             assert cell.execution_count is None, f"cell {index} is stored with an execution count"
 
 
+@pytest.mark.claim("course.quiet-tensorflow", "course.versions", "readme.kernel-memory", "readme.real-keras")
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", EXECUTED, ids=rel)
 def test_notebook_runs_top_to_bottom(path, executed_notebooks, record_property):
@@ -59,6 +61,7 @@ def test_notebook_runs_top_to_bottom(path, executed_notebooks, record_property):
     )
 
 
+@pytest.mark.claim("course.sharp-figures")
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", LESSONS, ids=rel)
 def test_lesson_figures_have_twice_the_pixels_of_their_size_on_screen(path, executed_notebooks):

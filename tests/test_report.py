@@ -9,11 +9,13 @@ import pytest
 from grader import report, similarity
 
 
+@pytest.mark.claim("readme.report")
 def test_facility_is_the_mean_share_of_the_points():
     assert report.facility([2, 0, 1, 1], 2) == pytest.approx(0.5)
     assert report.facility([], 2) is None
 
 
+@pytest.mark.claim("readme.report")
 def test_point_biserial_correlates_the_item_with_the_rest_of_the_total():
     item = [1, 1, 0, 0, 1]
     totals = [9, 8, 3, 2, 7]
@@ -26,6 +28,7 @@ def test_point_biserial_correlates_the_item_with_the_rest_of_the_total():
     assert report.point_biserial([1, 1, 1, 1], totals[:4]) is None  # everyone got it: no information
 
 
+@pytest.mark.claim("readme.report")
 def test_upper_lower_index_compares_the_top_and_bottom_27_percent():
     shares = [1.0, 1.0, 0.0, 0.5, 0.0, 1.0, 0.0, 0.5, 1.0, 0.0, 0.5]
     totals = [10, 9, 1, 5, 2, 8, 3, 6, 7, 0, 4]
@@ -44,6 +47,7 @@ def _choice(grade_id, name, value, passed, misconception=None):
             "misconception": misconception}
 
 
+@pytest.mark.claim("readme.progress", "readme.report")
 def test_options_misconceptions_and_failed_checks_from_verdict_files(tmp_path):
     folder = tmp_path / "verdicts" / "quiz"
     files = {
@@ -89,6 +93,7 @@ COPIED = ("def binary_crossentropy(y_true, y_pred):\n"
           "    return -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))\n")
 
 
+@pytest.mark.claim("readme.report")
 def test_similar_pairs_find_the_copy_and_ignore_the_stub_short_and_common_answers():
     own = ("def binary_crossentropy(y_true, y_pred):\n    eps = 1e-7\n    clipped = np.minimum(np.maximum(y_pred, eps), 1 - eps)\n"
            "    losses = y_true * np.log(clipped) + (1 - y_true) * np.log(1 - clipped)\n    return -losses.mean()\n")

@@ -78,11 +78,13 @@ def test_the_installer_switches_the_panels_off_in_an_environment(tmp_path):
     assert_student_view(resolve(tmp_path, JUPYTER_CONFIG_PATH=str(prefix / "etc" / "jupyter")))
 
 
+@pytest.mark.claim("readme.student-panels")
 def test_the_course_environment_is_a_student_environment(tmp_path):
     """What ./run installs into .venv (and postBuild into Binder's environment): the panels are off."""
     assert_student_view(resolve(tmp_path))
 
 
+@pytest.mark.claim("readme.student-panels")
 def test_an_instructors_config_folder_brings_the_panels_back(tmp_path):
     workspace_config = tmp_path / "grading-workspace" / "jupyter-config"
     install.enable_instructor_panels(workspace_config)
@@ -90,6 +92,7 @@ def test_an_instructors_config_folder_brings_the_panels_back(tmp_path):
     assert_student_view(resolve(tmp_path))  # the environment itself is unchanged
 
 
+@pytest.mark.claim("readme.hand-grades")
 def test_the_grading_workspace_shows_formgrader_but_no_exchange_panels(tmp_path):
     """course-grader formgrader: an LMS-fed workspace has no nbgrader exchange, so its panels stay off."""
     workspace_config = tmp_path / "formgrader"
@@ -115,6 +118,7 @@ def test_instructor_environment_keeps_folders_already_on_the_config_path(tmp_pat
     assert env == {"JUPYTER_CONFIG_PATH": os.pathsep.join([str(tmp_path / "a"), "/b"])}
 
 
+@pytest.mark.claim("readme.binder")
 def test_run_and_binder_both_install_the_student_environment():
     assert "-m coursekit.install --prefix" in (ROOT / "run").read_text()
     assert "-m coursekit.install --sys-prefix" in (ROOT / "postBuild").read_text()

@@ -103,6 +103,7 @@ def graded_cells(notebook):
             not c.metadata["nbgrader"].get("solution") and c.cell_type == "code"}
 
 
+@pytest.mark.claim("readme.check-messages", "readme.corpus", "readme.two-modes")
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_visible_checks_in_class_mode_score_as_graded_and_give_no_key_away(notebook, tmp_path):
     cells = graded_cells(notebook)
@@ -128,6 +129,7 @@ def test_visible_checks_in_class_mode_score_as_graded_and_give_no_key_away(noteb
     assert wrong == [], "\n".join(wrong)
 
 
+@pytest.mark.claim("quiz.self-study", "readme.corpus", "readme.two-modes")
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_every_test_cell_in_self_study_passes_exactly_when_it_will_score(notebook):
     """Self-study: each test cell — visible, or the one visible line of a hidden one, which runs the
@@ -144,6 +146,7 @@ def test_every_test_cell_in_self_study_passes_exactly_when_it_will_score(noteboo
     assert wrong == [], "\n".join(wrong)
 
 
+@pytest.mark.claim("quiz.self-study")
 def test_the_quiz_tells_a_self_learner_the_misconception_behind_a_wrong_choice():
     folder = ROOT / "exercises" / "quiz"
     wrong = run_visible("quiz/quiz", {"q1_answer": 'q1_answer = "A"'}, folder)["q1_points"]
@@ -153,6 +156,7 @@ def test_the_quiz_tells_a_self_learner_the_misconception_behind_a_wrong_choice()
     assert right[0] is True and "✓ q1_answer: right." in right[1], right[1]
 
 
+@pytest.mark.claim("readme.two-modes")
 def test_no_key_is_installed_with_the_course_package():
     """The keys live only in solutions/ (hidden tests): the coursekit package holds none of them."""
     secrets = set()
@@ -168,6 +172,7 @@ def test_no_key_is_installed_with_the_course_package():
     assert secrets and [s for s in secrets if s in text] == []
 
 
+@pytest.mark.claim("readme.validate-self-study")
 @pytest.mark.notebook
 def test_validate_in_a_real_kernel_fails_a_wrong_answer_in_self_study_only(tmp_path):
     """nbgrader's Validate (a real kernel): in the repository's layout (exercises/ beside solutions/) a

@@ -26,6 +26,7 @@ def png_pixels(png):
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
 
+@pytest.mark.claim("readme.widget-speed")
 def test_encode_png_is_a_png_pillow_reads_back_pixel_for_pixel():
     rng = np.random.default_rng(0)
     rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
@@ -42,6 +43,7 @@ def figure_with_a_line():
     return figure, ax, line
 
 
+@pytest.mark.claim("readme.widget-images")
 def test_figure_image_is_rendered_at_twice_the_pixels_of_its_size_on_screen():
     figure, _, line = figure_with_a_line()
     view = FigureImage(figure, lambda: [line])
@@ -67,6 +69,7 @@ def test_figures_not_made_for_hidpi_are_refused():
         FigureImage(Figure(figsize=(4, 3), dpi=72))
 
 
+@pytest.mark.claim("readme.widget-speed")
 def test_blitting_gives_the_same_pixels_as_a_full_redraw():
     figure, _, line = figure_with_a_line()
     view = FigureImage(figure, lambda: [line])
@@ -80,6 +83,7 @@ def test_blitting_gives_the_same_pixels_as_a_full_redraw():
     assert view.renders == 2 and view.widget.tooltip == "second"
 
 
+@pytest.mark.claim("readme.widget-speed")
 def test_a_background_is_drawn_once_per_static_state():
     figure, ax, line = figure_with_a_line()
     draws = []
@@ -98,6 +102,7 @@ def test_the_image_carries_its_text_alternative_without_breaking_ipywidgets():
     assert "description" in image.keys
 
 
+@pytest.mark.claim("readme.widget-speed")
 def test_latest_wins_skips_requests_that_never_started_and_shows_results_in_order():
     shown, started = [], []
     release = threading.Event()
@@ -202,6 +207,7 @@ def test_every_widget_figure_fits_jupyterlab_at_1280_px(every_widget):
         assert int(widget.view.widget.width) <= OUTPUT_WIDTH_AT_1280, name
 
 
+@pytest.mark.claim("readme.widget-images")
 def test_every_text_in_every_widget_figure_is_at_least_10_px_on_screen(every_widget):
     for name, widget in every_widget.items():
         figure = widget.figure
@@ -211,6 +217,7 @@ def test_every_text_in_every_widget_figure_is_at_least_10_px_on_screen(every_wid
         assert smallest >= MIN_FONT_PT == 10, f"{name}: text of {smallest:.1f} px"
 
 
+@pytest.mark.claim("readme.widget-images")
 def test_every_widget_image_has_a_text_alternative_that_follows_it(every_widget):
     for name, widget in every_widget.items():
         description = widget.view.widget.tooltip

@@ -16,7 +16,8 @@ The time estimate is reading time, computed from the lesson's own cells so that 
 the text changes: Markdown words at ``WORDS_PER_MINUTE`` (a study pace for technical text) and every
 non-empty line of code at ``SECONDS_PER_CODE_LINE`` (read it, run it, glance at its output). Time
 spent with the widgets comes on top, and the page says so. The main path is everything before
-``## Going further``.
+``## Going further``. Not counted: HTML comments (the claim tags of tests/claims.toml), which are not shown, and
+folded answers (``<details>``), which a student opens only to check an answer, like the optional sections.
 
 ``course/cheat-sheet.md`` is written from ``coursekit.cheat_sheet``. Running the script again
 changes nothing; tests/test_course_pages.py fails when a committed file differs from what it writes.
@@ -71,7 +72,8 @@ def reading_minutes(cells):
         if marker_of(cell):
             continue
         if cell.cell_type == "markdown":
-            words += len(re.findall(r"\S+", cell.source))
+            shown = re.sub(r"<!--.*?-->|<details>.*?</details>", " ", cell.source, flags=re.S)
+            words += len(re.findall(r"\S+", shown))
         elif cell.cell_type == "code":
             code_lines += sum(1 for line in cell.source.splitlines() if line.strip())
     return words / WORDS_PER_MINUTE + code_lines * SECONDS_PER_CODE_LINE / 60

@@ -182,11 +182,13 @@ def test_lesson_1_runs(lessons, record_property):
     check_lesson_ran(lessons, "01-compiling-a-model.ipynb", widgets=0, record_property=record_property)
 
 
+@pytest.mark.claim("suite.browser")
 @pytest.mark.timeout(300)
 def test_lesson_2_runs_and_shows_its_two_widgets(lessons, record_property):
     check_lesson_ran(lessons, "02-optimizers.ipynb", widgets=2, record_property=record_property)
 
 
+@pytest.mark.claim("readme.screenshots", "suite.browser")
 @pytest.mark.timeout(240)
 def test_lesson_2_trajectory_explorer_redraws(lessons, record_property):
     page = lessons.open("02-optimizers.ipynb").page
@@ -213,6 +215,7 @@ def test_lesson_2_trajectory_explorer_redraws(lessons, record_property):
     record_latencies(record_property, latencies)
 
 
+@pytest.mark.claim("readme.screenshots")
 @pytest.mark.timeout(240)
 def test_lesson_2_live_retraining_redraws(lessons, record_property):
     page = lessons.open("02-optimizers.ipynb").page
@@ -330,6 +333,7 @@ def replace_cell_text(page, cell, text):
     expect(editor).to_have_text(text)
 
 
+@pytest.mark.claim("suite.browser")
 @pytest.mark.timeout(300)
 def test_student_answers_the_quiz_and_validates_it(lab, chromium):
     session = BrowserPage(chromium, "quiz")
@@ -402,6 +406,7 @@ def _screenshot(name):
 NBGRADER_PANEL_REQUESTS = ("/formgrader", "/assignments", "/courses")
 
 
+@pytest.mark.claim("readme.student-panels")
 @pytest.mark.timeout(180)
 def test_students_see_validate_but_no_instructor_or_exchange_panels(lab, chromium):
     session = BrowserPage(chromium, "student-panels")
@@ -427,6 +432,7 @@ def test_students_see_validate_but_no_instructor_or_exchange_panels(lab, chromiu
         session.close()
 
 
+@pytest.mark.claim("suite.browser")
 @pytest.mark.timeout(240)
 def test_an_instructors_configuration_brings_formgrader_back(instructor_lab, chromium):
     session = BrowserPage(chromium, "instructor")
@@ -454,6 +460,7 @@ def test_an_instructors_configuration_brings_formgrader_back(instructor_lab, chr
         session.close()
 
 
+@pytest.mark.claim("suite.browser")
 @pytest.mark.timeout(180)
 def test_the_last_lesson_leads_to_the_exercises_and_they_open(lab, chromium):
     """No dead end: lesson 4's last cell links the exercises' guide, which opens rendered, and links the quiz."""
@@ -478,6 +485,7 @@ def test_the_last_lesson_leads_to_the_exercises_and_they_open(lab, chromium):
         session.close()
 
 
+@pytest.mark.claim("suite.browser")
 @pytest.mark.timeout(240)
 def test_a_typed_learning_rate_snaps_and_the_widget_says_which_value_it_uses(lessons):
     page = lessons.open("02-optimizers.ipynb").page

@@ -99,6 +99,7 @@ def graded(tmp_path_factory):
         server.stop()
 
 
+@pytest.mark.claim("readme.hand-grades", "suite.lms-path")
 @pytest.mark.timeout(300)
 def test_a_written_answer_graded_in_formgrader_makes_the_export_final(graded, chromium):
     workspace, server = graded
