@@ -17,20 +17,16 @@ _servers = []  # the running server, for the failure report's copy of its log
 def lab():
     """JupyterLab from the project's environment on 127.0.0.1, serving a temporary copy of the course."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # only this run's failures in there
-    server = LabServer()
-    _servers.append(server)
-    try:
-        yield server
-    finally:
-        _servers.remove(server)
-        server.stop()
-        server.cleanup()
+    yield from _serve(LabServer())
 
 
 @pytest.fixture(scope="module")
 def instructor_lab():
     """JupyterLab started as an instructor's grading workspace starts it: nbgrader's panels switched back on."""
-    server = LabServer(instructor=True)
+    yield from _serve(LabServer(instructor=True))
+
+
+def _serve(server):
     _servers.append(server)
     try:
         yield server

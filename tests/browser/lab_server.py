@@ -60,7 +60,52 @@ def free_port():
         return probe.getsockname()[1]
 
 
-class LabServer:
+class JupyterServerProcess:
+    """A Jupyter server started by ``command`` in a session of its own, logging to ``log_path``:
+    ``stop()`` ends it and every kernel it started. Subclasses set ``url`` and ``token`` first."""
+
+    def _start(self, command, env, log_path, timeout, cwd=None):
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        # Its own process group: stop() signals the server and the kernels it started together.
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("status")
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the Jupyter server exited ({self.process.returncode}):\n{self.log()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Jupyter server did not answer within {timeout} s:\n{self.log()}")
+                time.sleep(0.3)
+
+    def api(self, path, method="GET"):
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def log(self):
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        stop_server(self.process)
+        self._log.close()
+
+
+class LabServer(JupyterServerProcess):
     """``jupyter lab`` from the project's environment; ``stop()`` ends it and every kernel it started."""
 
     def __init__(self, startup_timeout=120, instructor=False):
@@ -85,7 +130,6 @@ class LabServer:
         self.port = free_port()
         self.token = "course-browser-test"
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = self.scratch / "jupyterlab.log"
         instructor_env = {}
         if instructor:
             from coursekit.install import enable_instructor_panels, instructor_environment
@@ -106,35 +150,7 @@ class LabServer:
                    "--ServerApp.port_retries=0"]
         if os.geteuid() == 0:
             command.append("--allow-root")  # Jupyter refuses root unless told (CI containers run as root)
-        self._log = open(self.log_path, "w")
-        # Its own process group: stop() signals the server and the kernels it started together.
-        self.process = subprocess.Popen(command, cwd=self.root, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            self._wait_until_ready(startup_timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_until_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.api("status")
-                return
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"JupyterLab exited ({self.process.returncode}):\n{self.log()}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not answer within {timeout} s:\n{self.log()}")
-                time.sleep(0.3)
-
-    def api(self, path, method="GET"):
-        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
+        self._start(command, env, self.scratch / "jupyterlab.log", startup_timeout, cwd=self.root)
 
     def lab_url(self, path=""):
         return f"{self.url}/lab/tree/{path}?token={self.token}" if path else f"{self.url}/lab?token={self.token}"
@@ -145,14 +161,6 @@ class LabServer:
         (pid,) = [child.pid for child in psutil.Process(self.process.pid).children(recursive=True)
                   if f"kernel-{kernel_id}.json" in " ".join(child.cmdline())]
         return pid
-
-    def log(self):
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        stop_server(self.process)
-        self._log.close()
 
     def cleanup(self):
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -13,14 +13,13 @@ import io
 import json
 import subprocess
 import time
-import urllib.request
 
 import nbformat
 import pytest
 from playwright.sync_api import expect
 
 from browser.jupyterlab import BrowserPage, menu, open_lab
-from browser.lab_server import free_port, stop_server
+from browser.lab_server import JupyterServerProcess, free_port
 from support.grading_workspace import CLI, ENV, grader, new_workspace, release_notebook
 from support.nbgrader_course import fill_answers
 
@@ -29,7 +28,7 @@ PANELS = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
           "@jupyter/nbgrader:course-list"]
 
 
-class FormgraderServer:
+class FormgraderServer(JupyterServerProcess):
     def __init__(self, workspace, scratch):
         course_env = scratch / "course-environment-config"
         (course_env / "labconfig").mkdir(parents=True)
@@ -43,33 +42,12 @@ class FormgraderServer:
                "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"), "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "lab"),
                "PYTHONNOUSERSITE": "1"}
         env.pop("JUPYTER_CONFIG_DIR", None)
-        self.log_path = scratch / "formgrader.log"
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen([CLI, "formgrader", "--workspace", str(workspace), "--port", str(self.port),
-                                         f"--IdentityProvider.token={self.token}", "--ServerApp.port_retries=0"],
-                                        env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                request = urllib.request.Request(f"{self.url}/api/status",
-                                                 headers={"Authorization": f"token {self.token}"})
-                urllib.request.urlopen(request, timeout=5).read()
-                return
-            except OSError:
-                assert self.process.poll() is None, f"the server exited:\n{self.log()}"
-                assert time.monotonic() < deadline, f"no answer within 120 s:\n{self.log()}"
-                time.sleep(0.3)
+        self._start([CLI, "formgrader", "--workspace", str(workspace), "--port", str(self.port),
+                     f"--IdentityProvider.token={self.token}", "--ServerApp.port_retries=0"],
+                    env, scratch / "formgrader.log", timeout=120)
 
     def lab_url(self, path=""):
         return f"{self.url}/lab?token={self.token}"
-
-    def log(self):
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        stop_server(self.process)
-        self._log.close()
 
 
 def quiz_status(workspace):
